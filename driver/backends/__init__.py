@@ -1,0 +1,1 @@
+"""Hardware backends: the only code that knows how SNN hardware is found and reached."""

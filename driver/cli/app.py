@@ -1,0 +1,12 @@
+"""The typer application object, shared by the command modules that register on it."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="snn-dra",
+    help="Kubernetes DRA driver for spiking-neural-network (neuromorphic) accelerators.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
