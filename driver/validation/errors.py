@@ -37,7 +37,7 @@ class FieldError:
         return f"{self.field}: {self.message}"
 
 
-class ValidationFailed(Exception):
+class ObjectInvalidError(Exception):
     """An object broke one or more rules; ``errors`` lists every one, not just the first."""
 
     def __init__(self, kind: str, name: str, errors: list[FieldError]) -> None:
