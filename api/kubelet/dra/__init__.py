@@ -1,0 +1,1 @@
+"""Generated kubelet gRPC code; see snn_dra.api.kubelet."""

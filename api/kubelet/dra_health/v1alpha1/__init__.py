@@ -1,0 +1,1 @@
+"""Generated from api.proto in this folder by hack/gen-protos.sh."""
