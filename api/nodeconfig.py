@@ -52,6 +52,8 @@ class BoardConfig(_Strict):
     family: Family
     model: str = Field(min_length=1, max_length=64)
     """Board model, e.g. ``kapoho-point``, ``spinnaker2-48``, ``akd1000-pcie``."""
+    chip_model: str | None = Field(default=None, alias="chipModel", min_length=1, max_length=64)
+    """Chip model (e.g. ``akd1500``); None = the family's default chip (loihi2, spinnaker2, akd1000)."""
     chips: Annotated[int, Field(ge=1, le=2048)]
     mesh: tuple[int, int, int] | None = None
     """Chip arrangement (x, y, z); None lets the backend pick the family's layout. Product must equal chips."""
@@ -62,6 +64,10 @@ class BoardConfig(_Strict):
     )
     unhealthy_chips: list[int] = Field(default_factory=list, alias="unhealthyChips")
     """Chip indices the simulation reports as unhealthy (drives taints and the health stream)."""
+    ethernet_interface: str | None = Field(default=None, alias="ethernetInterface", pattern=r"^[A-Za-z0-9_.:-]{1,15}$")
+    """Host interface facing an Ethernet-attached board; None = family default (Loihi: enp2s0)."""
+    address: str | None = Field(default=None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:-]+$")
+    """Board IP address or host name (SpiNNaker2); None = 192.168.240.(1 + 8 * board position)."""
 
     @model_validator(mode="after")
     def _check(self) -> BoardConfig:
@@ -71,6 +77,9 @@ class BoardConfig(_Strict):
         for chip in [*self.fused_cores, *self.unhealthy_chips]:
             if not 0 <= chip < self.chips:
                 raise ValueError(f"chip index {chip} is outside 0..{self.chips - 1}")
+        for chip, cores in self.fused_cores.items():
+            if any(core < 0 for core in cores) or len(set(cores)) != len(cores):
+                raise ValueError(f"fusedCores[{chip}] must list distinct core indices >= 0, got {cores}")
         return self
 
 

@@ -7,6 +7,7 @@ about Kubernetes, so a real discovery backend replaces the simulation without to
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -94,6 +95,12 @@ class Chip:
     pci_bus_id: str | None = None
     healthy: bool = True
     embedded_cpus: int = 0
+    pcie_root: str | None = None
+    """PCIe root complex (e.g. ``pci0000:00``) for the standard ``pcieRoot`` attribute; None if unknown."""
+    numa_node: int | None = None
+    """NUMA node of the PCIe device as sysfs reports it; None when not PCIe or not reported."""
+    health_reason: str = ""
+    """Why the chip is unhealthy (empty when healthy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +138,16 @@ class BackendError(Exception):
     """Discovery failed; the message names what was being read and what to do."""
 
 
+class NodeConfigError(BackendError):
+    """A node configuration file is invalid; ``problems`` holds (field path, what is wrong and allowed)."""
+
+    def __init__(self, path: str, problems: list[tuple[str, str]]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"  {loc or '(top level)'}: {msg}" for loc, msg in problems)
+        super().__init__(f"invalid node config {path}:\n{lines}")
+
+
 class Backend(Protocol):
     """What the driver needs from hardware: discover, watch health, describe access."""
 
@@ -143,3 +160,14 @@ class Backend(Protocol):
     def watch_health(self) -> AsyncIterator[HealthEvent]:
         """Yield health changes until cancelled."""
         ...
+
+
+def stable_digest(*parts: object) -> str:
+    """Hex sha256 of the parts: IDs derived from node name and position survive restarts unchanged."""
+    text = "\x1f".join(str(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stable_id(prefix: str, *parts: object, length: int = 10) -> str:
+    """A DNS-label-safe id ``<prefix>-<hex>``; prefix must itself be lowercase alphanumerics and '-'."""
+    return f"{prefix}-{stable_digest(prefix, *parts)[:length]}"
