@@ -1,0 +1,60 @@
+"""The resources the embedded API server serves: REST names, kinds, scope and which fields may be selected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RESOURCE_GROUP = "resource.k8s.io"
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    plural: str
+    singular: str
+    kind: str
+    group: str  # "" for core
+    version: str
+    namespaced: bool
+    has_status: bool
+    field_selectors: frozenset[str]
+    short_names: tuple[str, ...] = ()
+    name_rule: str = "subdomain"  # subdomain | label | path
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+
+_META = frozenset({"metadata.name", "metadata.namespace"})
+
+RESOURCES: dict[str, ResourceInfo] = {r.plural: r for r in (
+    ResourceInfo("namespaces", "namespace", "Namespace", "", "v1", False, True, _META | {"status.phase"},
+                 ("ns",), name_rule="label"),
+    ResourceInfo("nodes", "node", "Node", "", "v1", False, True, _META | {"spec.unschedulable"}, ("no",)),
+    ResourceInfo("pods", "pod", "Pod", "", "v1", True, True,
+                 _META | {"spec.nodeName", "status.phase", "spec.schedulerName", "spec.restartPolicy",
+                          "spec.serviceAccountName", "status.podIP", "status.nominatedNodeName"}, ("po",)),
+    ResourceInfo("events", "event", "Event", "", "v1", True, False,
+                 _META | {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                          "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                          "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"},
+                 ("ev",), name_rule="path"),
+    ResourceInfo("deviceclasses", "deviceclass", "DeviceClass", RESOURCE_GROUP, "v1", False, False, _META),
+    ResourceInfo("resourceclaims", "resourceclaim", "ResourceClaim", RESOURCE_GROUP, "v1", True, True, _META),
+    ResourceInfo("resourceclaimtemplates", "resourceclaimtemplate", "ResourceClaimTemplate", RESOURCE_GROUP, "v1",
+                 True, False, _META),
+    ResourceInfo("resourceslices", "resourceslice", "ResourceSlice", RESOURCE_GROUP, "v1", False, False,
+                 _META | {"spec.nodeName", "spec.driver", "spec.pool.name"}),
+    ResourceInfo("devicetaintrules", "devicetaintrule", "DeviceTaintRule", RESOURCE_GROUP, "v1", False, True, _META),
+)}
+
+
+def resource_info(resource: str) -> ResourceInfo:
+    try:
+        return RESOURCES[resource]
+    except KeyError:
+        raise KeyError(f"unknown resource {resource!r}; served: {', '.join(sorted(RESOURCES))}") from None

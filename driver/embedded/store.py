@@ -1,0 +1,554 @@
+"""Thread-safe in-memory object storage with the semantics of the real API server.
+
+One ``Store`` backs both the HTTP API and in-process callers (scheduler, kubelet emulation), so defaulting,
+field dropping by feature gate, validation, resourceVersion, finalizers, garbage collection and watch are the
+same whichever way an object is written. Objects are plain JSON dicts (camelCase), always copied in and out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import secrets
+import threading
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from snn_dra.driver.embedded import patches
+from snn_dra.driver.embedded.errors import (
+    AlreadyExists,
+    ApiError,
+    BadRequest,
+    Conflict,
+    Gone,
+    Invalid,
+    NotFound,
+)
+from snn_dra.driver.embedded.metavalidation import validate_metadata
+from snn_dra.driver.embedded.profiles import Profile, drop_disabled_fields, resolve_profile, served_resources
+from snn_dra.driver.embedded.resources import RESOURCE_GROUP, RESOURCES, ResourceInfo
+from snn_dra.driver.embedded.selectors import parse_field_selector, parse_label_selector
+from snn_dra.driver.validation.errors import CauseType, FieldError
+
+Obj = dict[str, Any]
+ObjList = list[Obj]
+Validator = Callable[[Mapping[str, Any], Mapping[str, Any] | None, str], list[FieldError]]
+
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # upstream generateName alphabet (no vowels, no confusables)
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _resource_validator() -> Validator | None:
+    """The upstream resource.k8s.io rules (validation helper's module)."""
+    try:
+        from snn_dra.driver.validation import validate_object  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # TODO(dev): drop this guard once snn_dra.driver.validation.validate_object exists
+        return None
+    fn: Validator = validate_object
+    return fn
+
+
+@dataclass
+class _Event:
+    rv: int
+    resource: str
+    type: str
+    obj: Obj
+    prev: Obj | None
+
+
+@dataclass
+class _Subscriber:
+    resource: str
+    loop: asyncio.AbstractEventLoop
+    wake: asyncio.Event
+    pending: deque[_Event] = field(default_factory=deque)
+
+    def notify(self, ev: _Event) -> None:
+        self.pending.append(ev)
+        with contextlib.suppress(RuntimeError):  # loop closed: the watcher's finally-block unsubscribes it
+            self.loop.call_soon_threadsafe(self.wake.set)
+
+
+def _key(info: ResourceInfo, namespace: str | None, name: str) -> tuple[str, str]:
+    return (namespace or "") if info.namespaced else "", name
+
+
+def _strip_volatile(obj: Mapping[str, Any]) -> Obj:
+    out = copy.deepcopy(dict(obj))
+    meta = out.get("metadata") or {}
+    for k in ("resourceVersion", "managedFields", "generation"):
+        meta.pop(k, None)
+    return out
+
+
+def _content(obj: Mapping[str, Any]) -> Obj:
+    """Everything except metadata and status: what ``metadata.generation`` tracks."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "kind", "apiVersion")}
+
+
+def _immutable(field_path: str, value: Any) -> FieldError:
+    return FieldError(CauseType.INVALID, field_path, f"Invalid value: {json.dumps(value, sort_keys=True)}: "
+                                                     "field is immutable")
+
+
+class Store:
+    """In-memory API storage. Every method copies objects in and out; all writes are serialised by one lock.
+
+    ``resource`` arguments are plural REST names (``resourceslices``). Errors are ``errors.ApiError`` subclasses
+    carrying the HTTP code and ``Status`` the real API server would return.
+    """
+
+    def __init__(self, profile: str = "1.37", feature_gates: Mapping[str, bool] | None = None,
+                 history_size: int = 1000, validator: Validator | None = None) -> None:
+        self.profile: Profile = resolve_profile(profile, feature_gates)
+        self._served = frozenset({r for r, i in RESOURCES.items() if i.group != RESOURCE_GROUP}
+                                 | served_resources(self.profile))
+        self._lock = threading.RLock()
+        self._objs: dict[str, dict[tuple[str, str], Obj]] = {r: {} for r in RESOURCES}
+        self._uids: dict[str, tuple[str, tuple[str, str]]] = {}
+        self._rv = 0
+        self._history: deque[_Event] = deque()
+        self._history_size = max(1, history_size)
+        self._compacted = 0  # newest resourceVersion no longer in the history
+        self._subs: list[_Subscriber] = []
+        self._validator = validator
+
+    # -- introspection -----------------------------------------------------------------------------------------
+
+    @property
+    def served(self) -> frozenset[str]:
+        return self._served
+
+    @property
+    def resource_version(self) -> str:
+        with self._lock:
+            return str(self._rv)
+
+    def info(self, resource: str) -> ResourceInfo:
+        if resource not in self._served:
+            raise NotFound(f"the server could not find the requested resource ({resource!r} is not served by "
+                           f"profile {self.profile.version}; served: {', '.join(sorted(self._served))})")
+        return RESOURCES[resource]
+
+    # -- reads -------------------------------------------------------------------------------------------------
+
+    def get(self, resource: str, namespace: str | None, name: str) -> Obj:
+        info = self.info(resource)
+        with self._lock:
+            obj = self._objs[resource].get(_key(info, namespace, name))
+            if obj is None:
+                raise NotFound.of(resource, info.group, name)
+            return copy.deepcopy(obj)
+
+    def list(self, resource: str, namespace: str | None = None, label_selector: str = "",
+             field_selector: str = "") -> ObjList:
+        return self.list_with_version(resource, namespace, label_selector, field_selector)[0]
+
+    def list_with_version(self, resource: str, namespace: str | None = None, label_selector: str = "",
+                          field_selector: str = "") -> tuple[ObjList, str]:
+        """Matching objects sorted by namespace/name, plus the resourceVersion of the snapshot."""
+        info = self.info(resource)
+        lsel = parse_label_selector(label_selector)
+        fsel = parse_field_selector(field_selector, info)
+        with self._lock:
+            out = [copy.deepcopy(o) for (ns, _), o in sorted(self._objs[resource].items())
+                   if (not namespace or not info.namespaced or ns == namespace) and lsel(o) and fsel(o)]
+            return out, str(self._rv)
+
+    # -- writes ------------------------------------------------------------------------------------------------
+
+    def create(self, resource: str, obj: Mapping[str, Any], *, dry_run: bool = False) -> Obj:
+        info = self.info(resource)
+        new = self._typed_copy(info, obj)
+        meta = new["metadata"]
+        if meta.get("resourceVersion"):
+            raise BadRequest("resourceVersion should not be set on objects to be created")
+        ns = meta.get("namespace") or ""
+        if info.namespaced and not ns:
+            raise BadRequest(f"{info.kind} {meta.get('name') or meta.get('generateName')!r}: metadata.namespace is "
+                             "required for a namespaced resource")
+        with self._lock:
+            if info.namespaced:
+                nsobj = self._objs["namespaces"].get(("", ns))
+                if nsobj is None:
+                    raise NotFound.of("namespaces", "", ns)
+                if (nsobj.get("metadata") or {}).get("deletionTimestamp"):
+                    raise _forbidden(f'{resource} "{meta.get("name", "")}" is forbidden: unable to create new '
+                                     f"content in namespace {ns} because it is being terminated")
+            for k in ("uid", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
+                meta.pop(k, None)
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = self._generate_name(info, ns, meta["generateName"])
+            self._prepare_create(info, new)
+            drop_disabled_fields(self.profile, resource, new, None)
+            _default(resource, new)
+            self._validate(info, new, None)
+            key = _key(info, ns, meta["name"])
+            if key in self._objs[resource]:
+                raise AlreadyExists.of(resource, info.group, meta["name"])
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = now_rfc3339()
+            meta["generation"] = 1
+            if dry_run:
+                return copy.deepcopy(new)
+            return self._commit(info, "ADDED", new, None)
+
+    def update(self, resource: str, obj: Mapping[str, Any], subresource: str | None = None, *,
+               dry_run: bool = False) -> Obj:
+        info = self.info(resource)
+        if subresource not in (None, "", "status") or (subresource == "status" and not info.has_status):
+            raise NotFound(f"the server could not find the requested resource ({resource}/{subresource})")
+        new = self._typed_copy(info, obj)
+        meta = new["metadata"]
+        name = meta.get("name") or ""
+        if not name:
+            raise BadRequest(f"{info.kind}: metadata.name is required for an update")
+        with self._lock:
+            old = self._objs[resource].get(_key(info, meta.get("namespace"), name))
+            if old is None:
+                raise NotFound.of(resource, info.group, name)
+            if not info.namespaced:
+                meta.pop("namespace", None)
+            elif meta.get("namespace") != old["metadata"].get("namespace"):
+                raise BadRequest("the namespace of the object does not match the namespace of the stored object")
+            self._check_preconditions(info, old, meta.get("uid"), meta.get("resourceVersion"))
+            if subresource == "status":
+                merged = copy.deepcopy(old)
+                if "status" in new:
+                    merged["status"] = new["status"]
+                else:
+                    merged.pop("status", None)
+                new = merged
+            else:
+                for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+                    if k in old["metadata"]:
+                        meta[k] = old["metadata"][k]
+                    else:
+                        meta.pop(k, None)
+                if info.has_status:
+                    if "status" in old:
+                        new["status"] = copy.deepcopy(old["status"])
+                    else:
+                        new.pop("status", None)
+            drop_disabled_fields(self.profile, resource, new, old)
+            _default(resource, new)
+            self._validate(info, new, old)
+            new["metadata"]["generation"] = old["metadata"].get("generation", 1) + (
+                1 if _content(new) != _content(old) else 0)
+            if _strip_volatile(new) == _strip_volatile(old):
+                return copy.deepcopy(old)  # no-op update: no new resourceVersion, no event (as upstream)
+            if dry_run:
+                return copy.deepcopy(new)
+            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+                return self._remove(info, new, propagation=None)
+            return self._commit(info, "MODIFIED", new, old)
+
+    def patch(self, resource: str, namespace: str | None, name: str, patch_type: str, body: Any,
+              subresource: str | None = None, *, field_manager: str | None = None, dry_run: bool = False) -> Obj:
+        """Apply a merge / JSON / strategic-merge patch or a server-side apply (create-or-merge)."""
+        info = self.info(resource)
+        with self._lock:
+            try:
+                current = self.get(resource, namespace, name)
+            except NotFound:
+                if patch_type != patches.APPLY or subresource:
+                    raise
+                if not isinstance(body, dict):
+                    raise BadRequest("an apply patch must be an object") from None
+                obj = copy.deepcopy(body)
+                obj.setdefault("metadata", {})
+                obj["metadata"].setdefault("name", name)
+                if info.namespaced:
+                    obj["metadata"].setdefault("namespace", namespace)
+                if obj["metadata"].get("name") != name:
+                    raise BadRequest(f"the name of the object ({obj['metadata'].get('name')}) does not match the "
+                                     f"name on the URL ({name})") from None
+                return self.create(resource, obj, dry_run=dry_run)
+            if patch_type == patches.APPLY and isinstance(body, dict):
+                body = copy.deepcopy(body)
+                (body.get("metadata") or {}).pop("resourceVersion", None)  # apply is never a conditional write
+            patched = patches.apply_patch(patch_type, current, body)
+            if not isinstance(patched, dict):
+                raise BadRequest("the patch turned the object into a non-object")
+            pmeta = patched.setdefault("metadata", {})
+            if pmeta.get("name", name) != name:
+                raise BadRequest(f"the patch may not change metadata.name ({name!r} -> {pmeta.get('name')!r})")
+            pmeta["name"] = name
+            if info.namespaced:
+                pmeta["namespace"] = namespace
+            return self.update(resource, patched, subresource, dry_run=dry_run)
+
+    def delete(self, resource: str, namespace: str | None, name: str, *, uid: str | None = None,
+               resource_version: str | None = None, propagation: str | None = None, dry_run: bool = False) -> Obj:
+        """Delete (or, with finalizers, mark for deletion). Returns the object as deleted or marked."""
+        info = self.info(resource)
+        with self._lock:
+            old = self._objs[resource].get(_key(info, namespace, name))
+            if old is None:
+                raise NotFound.of(resource, info.group, name)
+            self._check_preconditions(info, old, uid, resource_version)
+            if dry_run:
+                return copy.deepcopy(old)
+            if old["metadata"].get("finalizers"):
+                if old["metadata"].get("deletionTimestamp"):
+                    return copy.deepcopy(old)
+                marked = copy.deepcopy(old)
+                marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+                marked["metadata"]["deletionGracePeriodSeconds"] = 0
+                marked["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+                return self._commit(info, "MODIFIED", marked, old)
+            return self._remove(info, copy.deepcopy(old), propagation)
+
+    def delete_collection(self, resource: str, namespace: str | None = None, label_selector: str = "",
+                          field_selector: str = "", *, dry_run: bool = False) -> ObjList:
+        out: ObjList = []
+        with self._lock:
+            for obj in self.list(resource, namespace, label_selector, field_selector):
+                m = obj["metadata"]
+                with contextlib.suppress(NotFound):  # removed meanwhile by garbage collection
+                    out.append(self.delete(resource, m.get("namespace"), m["name"], dry_run=dry_run))
+        return out
+
+    # -- watch -------------------------------------------------------------------------------------------------
+
+    async def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None, *,
+                    label_selector: str = "", field_selector: str = "",
+                    bookmark_interval: float | None = None) -> AsyncIterator[Obj]:
+        """Events ``{"type", "object"}`` after ``resource_version`` (unset or "0": current state as ADDED first).
+
+        Raises ``Gone`` (410 Expired) when the version is older than the kept history. With
+        ``bookmark_interval``, an idle watch yields a BOOKMARK carrying the newest resourceVersion.
+        """
+        info = self.info(resource)
+        lsel = parse_label_selector(label_selector)
+        fsel = parse_field_selector(field_selector, info)
+
+        def visible(o: Obj | None) -> bool:
+            if o is None:
+                return False
+            if namespace and info.namespaced and o["metadata"].get("namespace") != namespace:
+                return False
+            return lsel(o) and fsel(o)
+
+        try:
+            since = int(resource_version) if resource_version not in (None, "") else 0
+        except ValueError:
+            raise BadRequest(f"invalid resourceVersion {resource_version!r}: must be an integer") from None
+        sub = _Subscriber(resource, asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            if since == 0:
+                backlog = [_Event(self._rv, resource, "ADDED", copy.deepcopy(o), None)
+                           for _, o in sorted(self._objs[resource].items())]
+            else:
+                if since < self._compacted:
+                    raise Gone.too_old(since, self._compacted + 1)
+                backlog = [e for e in self._history if e.rv > since and e.resource == resource]
+            sub.pending.extend(backlog)
+            self._subs.append(sub)
+        try:
+            while True:
+                if not sub.pending:
+                    sub.wake.clear()
+                    if sub.pending:
+                        continue
+                    if bookmark_interval is None:
+                        await sub.wake.wait()
+                    else:
+                        try:
+                            await asyncio.wait_for(sub.wake.wait(), bookmark_interval)
+                        except TimeoutError:
+                            with self._lock:
+                                if sub.pending:
+                                    continue
+                                rv = str(self._rv)
+                            yield {"type": "BOOKMARK", "object": {
+                                "kind": info.kind, "apiVersion": info.api_version,
+                                "metadata": {"resourceVersion": rv}}}
+                    continue
+                ev = sub.pending.popleft()
+                now, before = visible(ev.obj), visible(ev.prev)
+                if ev.type == "MODIFIED":
+                    kind = "MODIFIED" if now and before else "ADDED" if now else "DELETED" if before else ""
+                else:
+                    kind = ev.type if now else ""
+                if kind:
+                    yield {"type": kind, "object": copy.deepcopy(ev.obj)}
+        finally:
+            with self._lock:
+                if sub in self._subs:
+                    self._subs.remove(sub)
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _typed_copy(self, info: ResourceInfo, obj: Mapping[str, Any]) -> Obj:
+        if not isinstance(obj, Mapping):
+            raise BadRequest(f"{info.kind}: the body must be a JSON object")
+        new: Obj = copy.deepcopy(dict(obj))
+        kind, api_version = new.get("kind"), new.get("apiVersion")
+        if kind not in (None, "", info.kind) or api_version not in (None, "", info.api_version):
+            raise BadRequest(f"the API version in the data ({api_version}) and kind ({kind}) do not match the "
+                             f"resource {info.plural} ({info.api_version}, {info.kind})")
+        new["kind"], new["apiVersion"] = info.kind, info.api_version
+        meta = new.get("metadata")
+        if meta is None:
+            meta = new["metadata"] = {}
+        if not isinstance(meta, dict):
+            raise BadRequest(f"{info.kind}: metadata must be an object")
+        if not info.namespaced:
+            meta.pop("namespace", None)
+        return new
+
+    def _generate_name(self, info: ResourceInfo, ns: str, prefix: str) -> str:
+        for _ in range(100):
+            name = prefix[: 253 - 5] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+            if _key(info, ns, name) not in self._objs[info.plural]:
+                return name
+        raise AlreadyExists.of(info.plural, info.group, prefix)
+
+    @staticmethod
+    def _prepare_create(info: ResourceInfo, obj: Obj) -> None:
+        meta = obj["metadata"]
+        if info.plural == "resourceclaims":
+            obj.pop("status", None)
+        elif info.plural == "pods":
+            obj["status"] = {"phase": "Pending"}
+        elif info.plural == "namespaces":
+            obj["status"] = {"phase": "Active"}
+            if meta.get("name"):
+                meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
+
+    def _check_preconditions(self, info: ResourceInfo, old: Obj, uid: str | None, rv: str | None) -> None:
+        om = old["metadata"]
+        if uid and uid != om.get("uid"):
+            raise Conflict.of(info.plural, info.group, om["name"],
+                              f"Precondition failed: UID in precondition: {uid}, UID in object meta: {om.get('uid')}")
+        if rv and rv != om.get("resourceVersion"):
+            raise Conflict.stale(info.plural, info.group, om["name"])
+
+    def _validate(self, info: ResourceInfo, obj: Obj, old: Obj | None) -> None:
+        meta = obj["metadata"]
+        errs = validate_metadata(meta, info.name_rule, info.namespaced, creating=old is None)
+        if old is not None:
+            errs += _immutability(info.plural, obj, old)
+        if info.group == RESOURCE_GROUP:
+            validator = self._validator or _resource_validator()
+            if validator is not None:
+                errs += validator(obj, old, self.profile.version)
+        if errs:
+            seen: set[tuple[str, str]] = set()
+            unique: list[FieldError] = []
+            for e in errs:
+                if (e.field, e.message) not in seen:
+                    seen.add((e.field, e.message))
+                    unique.append(e)
+            raise Invalid(info.kind, info.group, meta.get("name") or meta.get("generateName") or "", unique)
+
+    def _commit(self, info: ResourceInfo, kind: str, obj: Obj, prev: Obj | None) -> Obj:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        key = _key(info, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        if kind == "DELETED":
+            self._objs[info.plural].pop(key, None)
+            self._uids.pop(obj["metadata"]["uid"], None)
+        else:
+            self._objs[info.plural][key] = obj
+            self._uids[obj["metadata"]["uid"]] = (info.plural, key)
+        ev = _Event(self._rv, info.plural, kind, copy.deepcopy(obj), copy.deepcopy(prev) if prev else None)
+        self._history.append(ev)
+        while len(self._history) > self._history_size:
+            self._compacted = self._history.popleft().rv
+        for sub in self._subs:
+            if sub.resource == info.plural:
+                sub.notify(ev)
+        return copy.deepcopy(obj)
+
+    def _remove(self, info: ResourceInfo, obj: Obj, propagation: str | None) -> Obj:
+        uid = obj["metadata"]["uid"]
+        out = self._commit(info, "DELETED", obj, None)
+        if info.plural == "namespaces":
+            ns = obj["metadata"]["name"]
+            for resource, objs in self._objs.items():
+                if RESOURCES[resource].namespaced:
+                    for key in [k for k in objs if k[0] == ns]:
+                        self._delete_quietly(resource, key)
+        if propagation != "Orphan":
+            self._collect_garbage(uid)
+        return out
+
+    def _delete_quietly(self, resource: str, key: tuple[str, str]) -> None:
+        with contextlib.suppress(ApiError):
+            self.delete(resource, key[0] or None, key[1])
+
+    def _collect_garbage(self, owner_uid: str) -> None:
+        """Background cascading deletion: dependents whose every owner is gone are deleted."""
+        for resource, objs in self._objs.items():
+            for key, obj in list(objs.items()):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if not any(r.get("uid") == owner_uid for r in refs):
+                    continue
+                if any(r.get("uid") in self._uids for r in refs if r.get("uid") != owner_uid):
+                    continue  # another owner still exists: keep the dependent
+                if obj["metadata"].get("deletionTimestamp"):
+                    continue
+                self._delete_quietly(resource, key)
+
+
+def _forbidden(message: str) -> ApiError:
+    err = ApiError(message)
+    err.code, err.reason = 403, "Forbidden"
+    return err
+
+
+def _immutability(resource: str, obj: Obj, old: Obj) -> list[FieldError]:
+    errs: list[FieldError] = []
+    if resource in ("resourceclaims", "resourceclaimtemplates"):
+        if obj.get("spec") != old.get("spec"):
+            errs.append(_immutable("spec", obj.get("spec")))
+    elif resource == "resourceslices":
+        new_spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
+        if new_spec.get("driver") != old_spec.get("driver"):
+            errs.append(_immutable("spec.driver", new_spec.get("driver")))
+        if (new_spec.get("pool") or {}).get("name") != (old_spec.get("pool") or {}).get("name"):
+            errs.append(_immutable("spec.pool.name", (new_spec.get("pool") or {}).get("name")))
+        if new_spec.get("nodeName") != old_spec.get("nodeName"):
+            errs.append(_immutable("spec.nodeName", new_spec.get("nodeName")))
+    return errs
+
+
+def _default_request(req: dict[str, Any]) -> None:
+    mode = req.setdefault("allocationMode", "ExactCount")
+    if mode == "ExactCount" and "count" not in req:
+        req["count"] = 1
+    for tol in req.get("tolerations") or []:
+        if isinstance(tol, dict):
+            tol.setdefault("operator", "Equal")
+
+
+def _default(resource: str, obj: Obj) -> None:
+    """Upstream v1 defaulting of claim requests (allocationMode ExactCount, count 1, toleration operator Equal)."""
+    if resource == "resourceclaims":
+        spec = obj.get("spec")
+    elif resource == "resourceclaimtemplates":
+        spec = (obj.get("spec") or {}).get("spec")
+    else:
+        return
+    if not isinstance(spec, dict):
+        return
+    for req in ((spec.get("devices") or {}).get("requests") or []):
+        if not isinstance(req, dict):
+            continue
+        if isinstance(req.get("exactly"), dict):
+            _default_request(req["exactly"])
+        for sub in req.get("firstAvailable") or []:
+            if isinstance(sub, dict):
+                _default_request(sub)
