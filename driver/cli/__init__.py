@@ -5,9 +5,9 @@ Each command module registers its commands on the shared app when imported.
 
 from __future__ import annotations
 
-from snn_dra.driver.cli.app import app
-
 # Command modules, imported for their registrations (one line each).
+from snn_dra.driver.cli import inventory as _inventory  # noqa: F401
+from snn_dra.driver.cli.app import app
 
 
 def main() -> None:
