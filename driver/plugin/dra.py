@@ -1,0 +1,220 @@
+"""The DRA node service (``DRAPlugin`` v1 and v1beta1): NodePrepareResources and NodeUnprepareResources.
+
+Both versions share one implementation and differ only in the response type (v1 carries ``share_id``).
+The kubelet ignores a whole response that comes with a gRPC error, so per-claim failures go into the
+claim's ``error`` and a gRPC error is kept for a malformed request, a missed deadline or a preparer crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+from typing_extensions import override
+
+from snn_dra.api.kubelet.dra.v1 import api_pb2 as dra_v1
+from snn_dra.api.kubelet.dra.v1 import api_pb2_grpc as dra_v1_grpc
+from snn_dra.api.kubelet.dra.v1beta1 import api_pb2 as dra_v1beta1
+from snn_dra.api.kubelet.dra.v1beta1 import api_pb2_grpc as dra_v1beta1_grpc
+from snn_dra.driver.plugin.lock import LockTimeoutError, SerializationLock
+from snn_dra.driver.plugin.preparer import ClaimRef, ClaimResultLike, PreparedDeviceLike, Preparer
+
+log = logging.getLogger("snn_dra.plugin.dra")
+
+_request_ids = itertools.count(1)
+"""Process-wide, like the Go library's requestID, so log lines of one call can be grepped together."""
+
+T = TypeVar("T")
+
+
+def base_request_names(requests: Sequence[str]) -> list[str]:
+    """Strip ``/<subrequest>`` (firstAvailable) and de-duplicate: the kubelet matches containers by base name."""
+    out: list[str] = []
+    for name in requests:
+        base = name.split("/", 1)[0]
+        if base not in out:
+            out.append(base)
+    return out
+
+
+def _claims_text(claims: Sequence[ClaimRef]) -> str:
+    return ", ".join(f"{c.namespace}/{c.name}({c.uid})" for c in claims)
+
+
+class ClaimService:
+    """Runs the preparer in worker threads under the serialization lock, within the caller's deadline."""
+
+    def __init__(self, preparer: Preparer, lock: SerializationLock, workers: int = 4) -> None:
+        self._preparer = preparer
+        self._lock = lock
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snn-dra-prepare")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def _locked(self, context: Any, fn: Callable[[], T]) -> T:
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+
+        def run() -> T:
+            with self._lock.hold(deadline):
+                return fn()
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+
+    async def prepare(self, method: str, claims: list[ClaimRef], context: Any) -> dict[str, tuple[list[Any], str]]:
+        """Per claim UID: (devices, error). Every requested claim gets an entry."""
+        rid = next(_request_ids)
+        log.info("rid=%d %s claims=[%s]", rid, method, _claims_text(claims))
+        started = time.monotonic()
+        results: Mapping[str, ClaimResultLike] = await self._call(
+            rid, method, context, lambda: self._preparer.prepare(claims)
+        )
+        out: dict[str, tuple[list[Any], str]] = {}
+        for claim in claims:
+            result = results.get(claim.uid)
+            if result is None:
+                out[claim.uid] = ([], f"driver returned no result for claim {claim.namespace}/{claim.name}")
+            elif result.error:
+                out[claim.uid] = ([], result.error)
+            else:
+                out[claim.uid] = (list(result.devices), "")
+        failed = {uid: err for uid, (_, err) in out.items() if err}
+        log.info(
+            "rid=%d %s done in %.3fs: %d prepared, %d failed%s",
+            rid, method, time.monotonic() - started, len(out) - len(failed), len(failed),
+            "".join(f"; {uid}: {err}" for uid, err in failed.items()),
+        )  # fmt: skip
+        return out
+
+    async def unprepare(self, method: str, claims: list[ClaimRef], context: Any) -> dict[str, str]:
+        rid = next(_request_ids)
+        log.info("rid=%d %s claims=[%s]", rid, method, _claims_text(claims))
+        started = time.monotonic()
+        results: Mapping[str, str] = await self._call(rid, method, context, lambda: self._preparer.unprepare(claims))
+        out = {
+            c.uid: results.get(c.uid, f"driver returned no result for claim {c.namespace}/{c.name}")
+            for c in claims
+        }
+        failed = {uid: err for uid, err in out.items() if err}
+        log.info(
+            "rid=%d %s done in %.3fs: %d unprepared, %d failed%s",
+            rid, method, time.monotonic() - started, len(out) - len(failed), len(failed),
+            "".join(f"; {uid}: {err}" for uid, err in failed.items()),
+        )  # fmt: skip
+        return out
+
+    async def _call(self, rid: int, method: str, context: Any, fn: Callable[[], T]) -> T:
+        try:
+            return await self._locked(context, fn)
+        except LockTimeoutError as exc:
+            log.warning("rid=%d %s: %s", rid, method, exc)
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"{method}: {exc}")
+            raise  # abort raises; this keeps type checkers and readers sure we never fall through
+        except asyncio.CancelledError:
+            log.warning("rid=%d %s cancelled (caller gone or deadline passed); the call finishes in the background",
+                        rid, method)  # fmt: skip
+            raise
+        except Exception as exc:
+            log.exception("rid=%d %s failed", rid, method)
+            await context.abort(grpc.StatusCode.INTERNAL, f"{method} failed: {type(exc).__name__}: {exc}")
+            raise
+
+
+async def _claims_from_request(request: Any, context: Any) -> list[ClaimRef]:
+    claims = [ClaimRef(namespace=c.namespace, name=c.name, uid=c.uid) for c in request.claims]
+    for i, c in enumerate(claims):
+        missing = [f for f in ("namespace", "name", "uid") if not getattr(c, f)]
+        if missing:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"claims[{i}]: {', '.join(missing)} must be set (namespace, name and uid are all required)",
+            )
+    return claims
+
+
+def _device_v1(dev: PreparedDeviceLike) -> dra_v1.Device:
+    out = dra_v1.Device(
+        request_names=base_request_names(dev.requests),
+        pool_name=dev.pool,
+        device_name=dev.device,
+        cdi_device_ids=list(dev.cdi_device_ids),
+    )
+    if dev.share_id is not None:
+        out.share_id = dev.share_id
+    return out
+
+
+def _device_v1beta1(dev: PreparedDeviceLike) -> dra_v1beta1.Device:
+    return dra_v1beta1.Device(
+        request_names=base_request_names(dev.requests),
+        pool_name=dev.pool,
+        device_name=dev.device,
+        cdi_device_ids=list(dev.cdi_device_ids),
+    )
+
+
+class DraV1Servicer(dra_v1_grpc.DRAPluginServicer):
+    """``k8s.io.kubelet.pkg.apis.dra.v1.DRAPlugin`` (kubelet 1.34+)."""
+
+    def __init__(self, service: ClaimService) -> None:
+        self._service = service
+
+    @override
+    async def NodePrepareResources(
+        self, request: dra_v1.NodePrepareResourcesRequest, context: Any
+    ) -> dra_v1.NodePrepareResourcesResponse:
+        claims = await _claims_from_request(request, context)
+        results = await self._service.prepare("v1.NodePrepareResources", claims, context)
+        response = dra_v1.NodePrepareResourcesResponse()
+        for uid, (devices, error) in results.items():
+            response.claims[uid].error = error
+            response.claims[uid].devices.extend(_device_v1(d) for d in devices)
+        return response
+
+    @override
+    async def NodeUnprepareResources(
+        self, request: dra_v1.NodeUnprepareResourcesRequest, context: Any
+    ) -> dra_v1.NodeUnprepareResourcesResponse:
+        claims = await _claims_from_request(request, context)
+        results = await self._service.unprepare("v1.NodeUnprepareResources", claims, context)
+        response = dra_v1.NodeUnprepareResourcesResponse()
+        for uid, error in results.items():
+            response.claims[uid].error = error
+        return response
+
+
+class DraV1Beta1Servicer(dra_v1beta1_grpc.DRAPluginServicer):
+    """``k8s.io.kubelet.pkg.apis.dra.v1beta1.DRAPlugin`` (kubelet 1.32+, still accepted by 1.37)."""
+
+    def __init__(self, service: ClaimService) -> None:
+        self._service = service
+
+    @override
+    async def NodePrepareResources(
+        self, request: dra_v1beta1.NodePrepareResourcesRequest, context: Any
+    ) -> dra_v1beta1.NodePrepareResourcesResponse:
+        claims = await _claims_from_request(request, context)
+        results = await self._service.prepare("v1beta1.NodePrepareResources", claims, context)
+        response = dra_v1beta1.NodePrepareResourcesResponse()
+        for uid, (devices, error) in results.items():
+            response.claims[uid].error = error
+            response.claims[uid].devices.extend(_device_v1beta1(d) for d in devices)
+        return response
+
+    @override
+    async def NodeUnprepareResources(
+        self, request: dra_v1beta1.NodeUnprepareResourcesRequest, context: Any
+    ) -> dra_v1beta1.NodeUnprepareResourcesResponse:
+        claims = await _claims_from_request(request, context)
+        results = await self._service.unprepare("v1beta1.NodeUnprepareResources", claims, context)
+        response = dra_v1beta1.NodeUnprepareResourcesResponse()
+        for uid, error in results.items():
+            response.claims[uid].error = error
+        return response
