@@ -1,0 +1,280 @@
+"""The only module that talks to the CEL engine (cel-expr-python 0.1.3, over Google's cel-cpp).
+
+Everything engine-specific lives here: the environment (variable ``device``, standard extensions, the Kubernetes
+``quantity`` and ``semver`` libraries), value construction for Quantity/Semver, and the translation of engine
+errors into :class:`CelCompileError` / :class:`CelRuntimeError`. Replacing the engine means rewriting this file.
+
+Engine constraints this module works around (see docs/libraries.md §4):
+
+* Custom types must be protobuf messages: ``kubernetes.Quantity`` and ``kubernetes.Semver`` are built at runtime
+  with ``descriptor_pb2`` into a private descriptor pool (each holds the canonical string in ``value``).
+* Two overloads of one function name on two message types clash at runtime registration, so ``compareTo``,
+  ``isGreaterThan`` and ``isLessThan`` give the implementation to the Quantity overload only and dispatch on
+  ``DESCRIPTOR.name`` (the engine routes the Semver overload to the same callable).
+* Leak: every call of a Python-implemented function leaks ~0.8 KB in 0.1.3 (argument tuple and result are never
+  released). Mitigation: the library is the minimum Kubernetes defines (no helper functions of our own), parsing
+  behind the callables is cached, and :mod:`snn_dra.driver.cel.selector` memoises (selector, device) results so
+  repeated scheduling passes never re-run the callables. Selectors without quantity/semver calls do not leak. Do not
+  patch reference counts: once upstream fixes the leak that would double-free.
+* Long-lived Activations grow; one is built per evaluation batch and dropped.
+* The engine caps comprehensions at 10,000 iterations per evaluation; exceeding it raises, which we report as a
+  runtime budget error (the Kubernetes runtime cost limit would also have stopped such an expression).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cel_expr_python import cel
+from cel_expr_python.ext import ext_bindings, ext_encoders, ext_math, ext_optional, ext_strings
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from snn_dra.driver.cel import quantity as q
+from snn_dra.driver.cel import semver as sv
+from snn_dra.driver.cel.errors import CelCompileError, CelRuntimeError
+
+QUANTITY_TYPE = "kubernetes.Quantity"
+SEMVER_TYPE = "kubernetes.Semver"
+
+
+def _build_pool() -> descriptor_pool.DescriptorPool:
+    fdp = descriptor_pb2.FileDescriptorProto(name="snn_dra/kubernetes_cel_types.proto", package="kubernetes")
+    fdp.syntax = "proto3"
+    for name in ("Quantity", "Semver"):
+        msg = fdp.message_type.add(name=name)
+        msg.field.add(
+            name="value",
+            number=1,
+            type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+            label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+        )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    return pool
+
+
+_POOL = _build_pool()
+_Quantity: Any = message_factory.GetMessageClass(_POOL.FindMessageTypeByName(QUANTITY_TYPE))
+_Semver: Any = message_factory.GetMessageClass(_POOL.FindMessageTypeByName(SEMVER_TYPE))
+
+
+def make_quantity(text: str) -> Any:
+    """A CEL Quantity value holding ``text`` (parsed lazily, so a bad capacity fails only selectors that use it)."""
+    return _Quantity(value=text)
+
+
+def make_semver(text: str) -> Any:
+    """A CEL Semver value holding ``text``."""
+    return _Semver(value=text)
+
+
+# ---- the Kubernetes quantity and semver libraries -----------------------------------------------------------
+
+
+def _quantity(text: str) -> Any:
+    q.parse(text)
+    return _Quantity(value=text)
+
+
+def _semver(text: str, normalize: bool = False) -> Any:
+    v = sv.parse(text, normalize)
+    return _Semver(value=_format_version(v))
+
+
+def _format_version(v: sv.Version) -> str:
+    out = f"{v.major}.{v.minor}.{v.patch}"
+    if v.prerelease:
+        out += "-" + ".".join(str(p) for p in v.prerelease)
+    if v.build:
+        out += "+" + v.build
+    return out
+
+
+def _compare(a: Any, b: Any) -> int:
+    if a.DESCRIPTOR.name == "Semver":
+        return sv.compare(sv.parse(a.value), sv.parse(b.value))
+    return q.compare(a.value, b.value)
+
+
+def _version(v: Any) -> sv.Version:
+    return sv.parse(v.value)
+
+
+def _other(b: Any) -> str | int:
+    return b if isinstance(b, int) else str(b.value)
+
+
+def _declarations() -> list[Any]:
+    qt, st = cel.Type(QUANTITY_TYPE), cel.Type(SEMVER_TYPE)
+    s, b, i, d = cel.Type.STRING, cel.Type.BOOL, cel.Type.INT, cel.Type.DOUBLE
+
+    def member(oid: str, ret: Any, params: list[Any], impl: Callable[..., Any] | None = None) -> Any:
+        if impl is None:
+            return cel.Overload(oid, ret, params, is_member=True)
+        return cel.Overload(oid, ret, params, is_member=True, impl=impl)
+
+    def glob(oid: str, ret: Any, params: list[Any], impl: Callable[..., Any]) -> Any:
+        return cel.Overload(oid, ret, params, impl=impl)
+
+    decl = cel.FunctionDecl
+    return [
+        decl("quantity", [glob("string_to_quantity", qt, [s], _quantity)]),
+        decl("isQuantity", [glob("is_quantity_string", b, [s], q.is_quantity)]),
+        decl(
+            "semver",
+            [
+                glob("string_to_semver", st, [s], _semver),
+                glob("string_bool_to_semver", st, [s, b], _semver),
+            ],
+        ),
+        decl(
+            "isSemver",
+            [
+                glob("is_semver_string", b, [s], sv.is_semver),
+                glob("is_semver_string_bool", b, [s, b], sv.is_semver),
+            ],
+        ),
+        # One implementation per name; the Semver overload reaches it too (see module docstring).
+        decl(
+            "compareTo", [member("quantity_compareTo", i, [qt, qt], _compare), member("semver_compareTo", i, [st, st])]
+        ),
+        decl(
+            "isGreaterThan",
+            [
+                member("quantity_isGreaterThan", b, [qt, qt], lambda a, o: _compare(a, o) > 0),
+                member("semver_isGreaterThan", b, [st, st]),
+            ],
+        ),
+        decl(
+            "isLessThan",
+            [
+                member("quantity_isLessThan", b, [qt, qt], lambda a, o: _compare(a, o) < 0),
+                member("semver_isLessThan", b, [st, st]),
+            ],
+        ),
+        decl(
+            "add",
+            [
+                member("quantity_add", qt, [qt, qt], lambda a, o: _Quantity(value=q.add(a.value, _other(o)))),
+                member("quantity_add_int", qt, [qt, i], lambda a, o: _Quantity(value=q.add(a.value, _other(o)))),
+            ],
+        ),
+        decl(
+            "sub",
+            [
+                member("quantity_sub", qt, [qt, qt], lambda a, o: _Quantity(value=q.sub(a.value, _other(o)))),
+                member("quantity_sub_int", qt, [qt, i], lambda a, o: _Quantity(value=q.sub(a.value, _other(o)))),
+            ],
+        ),
+        decl("sign", [member("quantity_sign", i, [qt], lambda a: q.sign(a.value))]),
+        decl("isInteger", [member("quantity_isInteger", b, [qt], lambda a: q.is_integer(a.value))]),
+        decl("asInteger", [member("quantity_asInteger", i, [qt], lambda a: q.as_integer(a.value))]),
+        decl(
+            "asApproximateFloat",
+            [member("quantity_asApproximateFloat", d, [qt], lambda a: q.as_approximate_float(a.value))],
+        ),
+        decl("major", [member("semver_major", i, [st], lambda v: _version(v).major)]),
+        decl("minor", [member("semver_minor", i, [st], lambda v: _version(v).minor)]),
+        decl("patch", [member("semver_patch", i, [st], lambda v: _version(v).patch)]),
+    ]
+
+
+_ENV: Any = None
+
+
+def _env() -> Any:
+    global _ENV
+    if _ENV is None:
+        _ENV = cel.NewEnv(
+            _POOL,
+            variables={"device": cel.Type.Map(cel.Type.STRING, cel.Type.DYN)},
+            functions=_declarations(),
+            extensions=[
+                ext_strings.ExtStrings(),
+                ext_optional.ExtOptional(),
+                ext_bindings.ExtBindings(),
+                ext_math.ExtMath(),
+                ext_encoders.ExtEncoders(),
+            ],
+        )
+    return _ENV
+
+
+# ---- error translation ------------------------------------------------------------------------------------
+
+_STATUS_PREFIX = re.compile(r"^[A-Z_]+: ")
+_STATUS_SUFFIX = re.compile(r"\s*\[[A-Z_]+\]\s*$")
+_NO_KEY = re.compile(r'Key not found in map\s*:\s*"?([^"]*)"?')
+_COMPILE_LOCATION = re.compile(r"ERROR: <input>:(\d+):(\d+): ")
+
+
+def _clean(message: str) -> str:
+    text = _STATUS_SUFFIX.sub("", _STATUS_PREFIX.sub("", message.strip()))
+    return text.strip()
+
+
+def runtime_message(raw: str) -> str:
+    """Engine error text in Kubernetes' words ('no such key: x'), with the hint upstream 1.37 adds."""
+    text = _clean(raw)
+    m = _NO_KEY.search(text)
+    if m:
+        return (
+            f"no such key: {m.group(1)} (guard optional attributes with has(...) or "
+            f'.?{m.group(1)}.orValue(...), e.g. device.attributes["<domain>"].?{m.group(1)}.orValue(<default>))'
+        )
+    if "Iteration budget exceeded" in text:
+        return "evaluation exceeded the cost budget (too many iterations); simplify the selector"
+    return text
+
+
+def compile_message(raw: str) -> str:
+    """'ERROR: <input>:1:5: msg' blocks -> '1:5: msg' plus the caret snippet, several errors joined by newlines."""
+    text = _clean(raw)
+    return _COMPILE_LOCATION.sub(lambda m: f"{m.group(1)}:{m.group(2)}: ", text).strip()
+
+
+# ---- programs ---------------------------------------------------------------------------------------------
+
+
+class Program:
+    """A compiled expression bound to the shared environment."""
+
+    __slots__ = ("_expr", "checked_ast", "result_type", "text")
+
+    def __init__(self, text: str, expr: Any) -> None:
+        self.text = text
+        self._expr = expr
+        self.result_type: str = expr.return_type().name().lower()
+        self.checked_ast: bytes = expr.serialize()
+
+    def evaluate(self, variables: Any) -> Any:
+        """Result as a Python value; raises CelRuntimeError on an ERROR value or an engine exception.
+
+        ``variables`` is a dict (converted by the engine per call, the fastest path for one program) or an
+        object from :func:`activation` (shared by several programs evaluated against the same device).
+        """
+        try:
+            result = self._expr.eval(data=variables) if type(variables) is dict else self._expr.eval(variables)
+        except RuntimeError as e:
+            raise CelRuntimeError(runtime_message(str(e)), self.text) from e
+        value = result.value()
+        if type(value) is bool:  # fast path: an ERROR value never surfaces as a bool
+            return value
+        if result.type() == cel.Type.ERROR:
+            raise CelRuntimeError(runtime_message(str(value)), self.text)
+        return value
+
+
+def compile_program(text: str) -> Program:
+    try:
+        expr = _env().compile(text)
+    except RuntimeError as e:
+        raise CelCompileError(compile_message(str(e)), text) from e
+    return Program(text, expr)
+
+
+def activation(variables: Mapping[str, Any]) -> Any:
+    """A short-lived binding of variables to evaluate one or more programs against (drop it after use)."""
+    return _env().Activation(dict(variables))
