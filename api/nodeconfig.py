@@ -74,9 +74,10 @@ class BoardConfig(_Strict):
         if self.mesh is not None and self.mesh[0] * self.mesh[1] * self.mesh[2] != self.chips:
             held = self.mesh[0] * self.mesh[1] * self.mesh[2]
             raise ValueError(f"mesh {list(self.mesh)} holds {held} chips, but chips is {self.chips}")
-        for chip in [*self.fused_cores, *self.unhealthy_chips]:
-            if not 0 <= chip < self.chips:
-                raise ValueError(f"chip index {chip} is outside 0..{self.chips - 1}")
+        for name, indices in (("fusedCores", list(self.fused_cores)), ("unhealthyChips", self.unhealthy_chips)):
+            for chip in indices:
+                if not 0 <= chip < self.chips:
+                    raise ValueError(f"{name}: chip index {chip} is outside 0..{self.chips - 1} (chips: {self.chips})")
         for chip, cores in self.fused_cores.items():
             if any(core < 0 for core in cores) or len(set(cores)) != len(cores):
                 raise ValueError(f"fusedCores[{chip}] must list distinct core indices >= 0, got {cores}")

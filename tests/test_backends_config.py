@@ -52,9 +52,9 @@ def test_mesh_product_mismatch(tmp_path: Path) -> None:
 
 def test_chip_index_out_of_range(tmp_path: Path) -> None:
     err = rejected(tmp_path, {"boards": [{**GOOD_BOARD, "unhealthyChips": [8]}]})
-    assert err.problems == [("boards[0]", "chip index 8 is outside 0..7")]
+    assert err.problems == [("boards[0]", "unhealthyChips: chip index 8 is outside 0..7 (chips: 8)")]
     err = rejected(tmp_path, {"boards": [{**GOOD_BOARD, "fusedCores": {9: [1]}}]})
-    assert err.problems == [("boards[0]", "chip index 9 is outside 0..7")]
+    assert err.problems == [("boards[0]", "fusedCores: chip index 9 is outside 0..7 (chips: 8)")]
 
 
 def test_core_index_out_of_range_for_the_family(tmp_path: Path) -> None:
