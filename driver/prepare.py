@@ -1,0 +1,539 @@
+"""Claim preparation: allocation results -> validated config -> CDI spec + checkpoint, per claim.
+
+**Flow of one call** (the gRPC layer calls it in a worker thread under the serialization lock):
+
+1. Every reference is checked (UUID, DNS names: they reach file names) and every claim is read from the
+   API server (:mod:`snn_dra.driver.claims`, retries with backoff, bounded per claim and per batch).
+2. The checkpoint is loaded from disk (no state is kept in memory between calls, so a rolling update's
+   second plugin instance sees the same truth). Entries left in ``PrepareStarted`` by a killed call are
+   **rolled back** (spec removed, entry dropped): the kubelet never got an answer for them and retries,
+   and a fresh prepare is simpler to trust than completing a half-done one. After a **reboot** (boot id
+   changed) completed entries are **kept** (their pods may come back and their devices must stay
+   protected against double assignment) and their CDI specs are rewritten from the checkpoint, since
+   ``/var/run/cdi`` is usually tmpfs and lost.
+3. A claim already ``PrepareCompleted`` returns its recorded result; its spec is rewritten if missing or
+   changed (the tmpfs pitfall of ``cdi.md`` §7).
+4. New claims: results of this driver in this node's pool, opaque configs of this driver merged
+   (FromClass before FromClaim, list order within each, a field set later wins, ``requests`` scoping),
+   validated, checked for overlap with other claims, then recorded ``PrepareStarted`` (one checkpoint
+   write for the batch), CDI specs written, and recorded ``PrepareCompleted`` (one more write).
+
+A bad claim gets its own error text naming ``namespace/name``, the field and the allowed values; the
+rest of the batch proceeds. Only a failing checkpoint write fails the new claims of the batch.
+
+**Fault-injection steps** (``fault_hook(step)`` is called at each; a test hook may SIGKILL the process):
+:data:`FAULT_STEPS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from pydantic import ValidationError
+
+from snn_dra.api.attributes import DeviceType
+from snn_dra.api.cdi import CdiDeviceNode
+from snn_dra.api.checkpoint import CheckpointClaim, CheckpointDevice, ClaimState
+from snn_dra.api.config import ConfigError, EffectiveConfig, SharingMode, SNNConfig, merge_configs, parse_config
+from snn_dra.driver.cdi import CdiWriter, SpecDevice, build_spec, qualified_name, spec_file_name, spec_json
+from snn_dra.driver.checkpoint import BOOT_ID_PATH, CheckpointStore
+from snn_dra.driver.claims import (
+    UID_RE,
+    ClaimLookupError,
+    ClaimRef,
+    ClaimSource,
+    check_ref,
+    fetch_allocated,
+)
+from snn_dra.driver.fsutil import fsync_dir
+from snn_dra.driver.model import ModelDevice
+
+__all__ = [
+    "FAULT_STEPS",
+    "ClaimRef",
+    "ClaimResult",
+    "DeviceLookup",
+    "FaultHook",
+    "PreparedDevice",
+    "Preparer",
+]
+
+log = logging.getLogger(__name__)
+
+FAULT_STEPS: Final = (
+    "before_checkpoint_started",
+    "after_checkpoint_started",
+    "after_cdi_written",
+    "after_checkpoint_completed",
+    "rollback_after_cdi_removed",
+    "unprepare_before_cdi_removed",
+    "unprepare_after_cdi_removed",
+    "unprepare_after_checkpoint",
+)
+"""Named points where ``fault_hook`` is called, in the order a prepare and an unprepare reach them.
+``rollback_after_cdi_removed`` runs while a new call rolls back a claim left in PrepareStarted."""
+
+BATCH_LOOKUP_BUDGET_S: Final = 30.0
+"""Claims still unread after this long get an error (the kubelet retries) so the 45 s deadline holds."""
+
+FaultHook = Callable[[str], None]
+DeviceLookup = Callable[[str], ModelDevice | None]
+
+
+class ClaimRefLike(Protocol):
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def uid(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class PreparedDevice:
+    requests: tuple[str, ...]
+    pool: str
+    device: str
+    cdi_device_ids: tuple[str, ...]
+    share_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    devices: tuple[PreparedDevice, ...] = ()
+    error: str = ""
+
+
+class PlanError(Exception):
+    """A claim cannot be prepared; the message is the per-claim error text."""
+
+
+@dataclass
+class _Plan:
+    ref: ClaimRef
+    entry: CheckpointClaim
+    result: ClaimResult
+
+
+@dataclass
+class _State:
+    claims: dict[str, CheckpointClaim] = field(default_factory=dict)
+
+
+def _env_name(device_name: str) -> str:
+    return device_name.replace("-", "_").replace(".", "_").upper()
+
+
+def _base_request(request: str) -> str:
+    return request.split("/", 1)[0]
+
+
+def _result_from_entry(entry: CheckpointClaim) -> ClaimResult:
+    return ClaimResult(
+        devices=tuple(
+            PreparedDevice(tuple(d.requests), d.pool, d.device, tuple(d.cdi_device_ids), d.share_id)
+            for d in entry.devices
+        )
+    )
+
+
+def _alloc_keys(results: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str | None]]:
+    return {(str(r.get("pool")), str(r.get("device")), r.get("shareID")) for r in results}
+
+
+class Preparer:
+    """Prepares and unprepares claims for one driver on one node; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        driver_name: str,
+        node_name: str,
+        devices: DeviceLookup,
+        cdi_dir: str | Path,
+        state_dir: str | Path,
+        claims: ClaimSource,
+        fault_hook: FaultHook | None = None,
+        boot_id_path: str | Path = BOOT_ID_PATH,
+        batch_lookup_budget_s: float = BATCH_LOOKUP_BUDGET_S,
+    ) -> None:
+        self.driver_name = driver_name
+        self.node_name = node_name
+        self._devices = devices
+        self._claims = claims
+        self._hook = fault_hook
+        self._budget = batch_lookup_budget_s
+        self.cdi = CdiWriter(cdi_dir)
+        self.store = CheckpointStore(state_dir, boot_id_path=boot_id_path)
+
+    # ------------------------------------------------------------------ helpers
+    def _fault(self, step: str) -> None:
+        if self._hook is not None:
+            self._hook(step)
+
+    def _load(self) -> _State:
+        """Load the checkpoint and repair what a crash or a reboot left behind (see module docstring)."""
+        loaded = self.store.load()
+        claims = loaded.claims
+        changed = bool(loaded.problems)
+        for uid in [u for u, c in claims.items() if c.state is ClaimState.PREPARE_STARTED]:
+            entry = claims.pop(uid)
+            log.warning("rolling back claim %s/%s (uid %s) left in PrepareStarted", entry.namespace, entry.name, uid)
+            self.cdi.remove(uid)
+            self._fault("rollback_after_cdi_removed")
+            changed = True
+        current = self.store.current_boot_id()
+        if loaded.boot_id and current and loaded.boot_id != current:
+            log.warning(
+                "node rebooted (boot id %s -> %s): rewriting %d CDI spec(s)", loaded.boot_id, current, len(claims)
+            )
+            self.cdi.write_many([(uid, c.cdi_spec) for uid, c in claims.items()])
+            changed = True
+        if changed:
+            self.store.save(claims)
+        return _State(claims)
+
+    # ------------------------------------------------------------------ prepare
+    def prepare(self, claims: Sequence[ClaimRefLike]) -> dict[str, ClaimResult]:
+        """Prepare every claim; the answer has one entry per claim UID (error text or devices)."""
+        results: dict[str, ClaimResult] = {}
+        fetched: list[tuple[ClaimRef, Mapping[str, Any]]] = []
+        started = time.monotonic()
+        for raw in claims:
+            ref = ClaimRef(str(raw.namespace), str(raw.name), str(raw.uid))
+            if ref.uid in results or any(f[0].uid == ref.uid for f in fetched):
+                continue
+            bad = check_ref(ref)
+            if bad:
+                results[ref.uid] = ClaimResult(error=bad)
+                continue
+            if time.monotonic() - started > self._budget:
+                results[ref.uid] = ClaimResult(
+                    error=f"resourceclaim {ref}: not read, the batch's {self._budget:.0f} s lookup budget ran out; "
+                    "the kubelet retries"
+                )
+                continue
+            try:
+                fetched.append((ref, fetch_allocated(self._claims, ref)))
+            except ClaimLookupError as exc:
+                results[ref.uid] = ClaimResult(error=str(exc))
+            except Exception as exc:  # a claim source must never take the batch down
+                log.exception("reading resourceclaim %s failed", ref)
+                results[ref.uid] = ClaimResult(error=f"resourceclaim {ref}: lookup failed: {type(exc).__name__}: {exc}")
+        if not fetched:
+            return results
+
+        state = self._load()
+        plans: list[_Plan] = []
+        rewrites: list[tuple[str, dict[str, Any]]] = []
+        for ref, obj in fetched:
+            entry = state.claims.get(ref.uid)
+            try:
+                mine = self._my_results(ref, obj)
+                if entry is not None and _alloc_keys(mine) == {(d.pool, d.device, d.share_id) for d in entry.devices}:
+                    if not self.cdi.is_current(ref.uid, entry.cdi_spec):
+                        rewrites.append((ref.uid, entry.cdi_spec))
+                    results[ref.uid] = _result_from_entry(entry)
+                    continue
+                if entry is not None:
+                    log.warning("claim %s: allocation differs from the checkpoint; preparing it afresh", ref)
+                    self.cdi.remove(ref.uid)
+                    state.claims.pop(ref.uid)
+                plan = self._plan(ref, obj, mine, state.claims, plans)
+            except PlanError as exc:
+                results[ref.uid] = ClaimResult(error=str(exc))
+                continue
+            except Exception as exc:
+                log.exception("preparing resourceclaim %s failed", ref)
+                results[ref.uid] = ClaimResult(
+                    error=f"resourceclaim {ref}: internal error: {type(exc).__name__}: {exc}"
+                )
+                continue
+            plans.append(plan)
+
+        if rewrites:
+            try:
+                self.cdi.write_many(rewrites)
+            except OSError as exc:
+                for uid, _ in rewrites:
+                    results[uid] = ClaimResult(error=f"rewriting CDI spec {self.cdi.path_for(uid)} failed: {exc}")
+        if plans:
+            self._commit(plans, state, results)
+        return results
+
+    def _commit(self, plans: list[_Plan], state: _State, results: dict[str, ClaimResult]) -> None:
+        try:
+            self._fault("before_checkpoint_started")
+            for p in plans:
+                state.claims[p.ref.uid] = p.entry
+            self.store.save(state.claims)
+            self._fault("after_checkpoint_started")
+            self.cdi.write_many([(p.ref.uid, p.entry.cdi_spec) for p in plans])
+            self._fault("after_cdi_written")
+            for p in plans:
+                state.claims[p.ref.uid] = p.entry.model_copy(update={"state": ClaimState.PREPARE_COMPLETED})
+            self.store.save(state.claims)
+            self._fault("after_checkpoint_completed")
+        except OSError as exc:
+            log.exception("writing prepare state failed")
+            for p in plans:
+                self.cdi.remove(p.ref.uid, sync_dir=False)
+                results[p.ref.uid] = ClaimResult(
+                    error=f"resourceclaim {p.ref}: writing state failed ({exc}); check that {self.store.dir} and "
+                    f"{self.cdi.dir} are writable and not full"
+                )
+            return
+        for p in plans:
+            results[p.ref.uid] = p.result
+
+    @staticmethod
+    def _alloc_devices(ref: ClaimRef, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+        devices = obj["status"]["allocation"].get("devices") or {}
+        if not isinstance(devices, Mapping):
+            raise PlanError(f"resourceclaim {ref}: status.allocation.devices is not an object")
+        return devices
+
+    def _my_results(self, ref: ClaimRef, obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        raw = self._alloc_devices(ref, obj).get("results")
+        if raw is None:
+            raw = []
+        if not isinstance(raw, list) or not all(isinstance(r, Mapping) for r in raw):
+            raise PlanError(f"resourceclaim {ref}: status.allocation.devices.results is not a list of objects")
+        ours = [r for r in raw if r.get("driver") == self.driver_name]
+        mine = [r for r in ours if r.get("pool") == self.node_name]
+        if not mine:
+            pools = sorted({str(r.get("pool")) for r in ours})
+            where = f"only in pools {', '.join(pools)}" if pools else "none at all"
+            raise PlanError(
+                f"resourceclaim {ref}: no device of driver {self.driver_name} is allocated in this node's pool "
+                f"{self.node_name} ({where}); the claim was allocated for another node"
+            )
+        return mine
+
+    def _configs(self, ref: ClaimRef, obj: Mapping[str, Any]) -> list[tuple[frozenset[str], SNNConfig]]:
+        """This driver's configs in merge order: FromClass first, then FromClaim, list order kept."""
+        raw = self._alloc_devices(ref, obj).get("config") or []
+        if not isinstance(raw, list):
+            raise PlanError(f"resourceclaim {ref}: status.allocation.devices.config is not a list")
+        ordered: list[tuple[int, int, frozenset[str], SNNConfig]] = []
+        problems: list[str] = []
+        for i, cfg in enumerate(raw):
+            where = f"status.allocation.devices.config[{i}]"
+            if not isinstance(cfg, Mapping):
+                problems.append(f"{where}: not an object")
+                continue
+            opaque = cfg.get("opaque")
+            if not isinstance(opaque, Mapping) or opaque.get("driver") != self.driver_name:
+                continue
+            source = cfg.get("source")
+            if source not in ("FromClass", "FromClaim"):
+                problems.append(f"{where}.source: {source!r} is not supported; allowed values: FromClass, FromClaim")
+                continue
+            requests = cfg.get("requests") or []
+            if not isinstance(requests, list) or not all(isinstance(r, str) for r in requests):
+                problems.append(f"{where}.requests: must be a list of request names")
+                continue
+            try:
+                parsed = parse_config(opaque.get("parameters"))
+            except ConfigError as exc:
+                problems.append(f"{where}.opaque.parameters: {exc}")
+                continue
+            ordered.append((0 if source == "FromClass" else 1, i, frozenset(requests), parsed))
+        if problems:
+            raise PlanError(
+                f"resourceclaim {ref}: invalid opaque config for {self.driver_name}: " + "; ".join(problems)
+            )
+        ordered.sort(key=lambda t: (t[0], t[1]))
+        return [(reqs, cfg) for _, _, reqs, cfg in ordered]
+
+    def _plan(
+        self,
+        ref: ClaimRef,
+        obj: Mapping[str, Any],
+        mine: list[Mapping[str, Any]],
+        existing: Mapping[str, CheckpointClaim],
+        batch: Sequence[_Plan],
+    ) -> _Plan:
+        configs = self._configs(ref, obj)
+        spec_devices: list[SpecDevice] = []
+        ckpt_devices: list[CheckpointDevice] = []
+        prepared: list[PreparedDevice] = []
+        effective_all: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for i, r in enumerate(mine):
+            where = f"status.allocation.devices.results[{i}]"
+            request, name = r.get("request"), r.get("device")
+            if not isinstance(request, str) or not request or not isinstance(name, str):
+                raise PlanError(f"resourceclaim {ref}: {where}: request and device must be non-empty strings")
+            device = self._devices(name)
+            if device is None:
+                raise PlanError(
+                    f"resourceclaim {ref}: {where}.device: {name!r} does not exist on node {self.node_name}; the "
+                    "hardware changed since allocation, delete the pod so the claim is allocated again"
+                )
+            share_id = r.get("shareID")
+            if share_id is not None and (not isinstance(share_id, str) or not UID_RE.match(share_id)):
+                raise PlanError(f"resourceclaim {ref}: {where}.shareID: {share_id!r} is not a lower-case UUID")
+            admin = r.get("adminAccess") is True
+            applicable = [cfg for reqs, cfg in configs if not reqs or request in reqs or _base_request(request) in reqs]
+            effective = merge_configs(applicable)
+            if effective.sharing is SharingMode.SHARED and not device.shared:
+                raise PlanError(
+                    f"resourceclaim {ref}: config field sharing=shared is only valid on shared devices (spikeRouter, "
+                    f"eventQueue), but request {request!r} got {device.type.value} {name!r}; allowed values here: "
+                    f"{SharingMode.EXCLUSIVE.value}, {SharingMode.TIME_SLICED.value}"
+                )
+            cdi_name = f"{ref.uid}-{name}" + (f"-{share_id}" if share_id else "")
+            if cdi_name in seen:
+                raise PlanError(f"resourceclaim {ref}: {where}: device {name!r} is allocated twice to this claim")
+            seen.add(cdi_name)
+            ck = CheckpointDevice(
+                requests=[_base_request(request)],
+                pool=self.node_name,
+                device=name,
+                cdi_device_ids=[qualified_name(cdi_name)],
+                share_id=share_id,
+                admin_access=admin,
+                chip_id=device.chip.id,
+                cores=[c.index for c in device.cores],
+                shared=device.shared,
+            )
+            if not admin:
+                self._check_overlap(ref, ck, existing, batch)
+            ckpt_devices.append(ck)
+            spec_devices.append(self._spec_device(ref, cdi_name, device, share_id, admin, effective))
+            prepared.append(PreparedDevice(tuple(ck.requests), ck.pool, ck.device, tuple(ck.cdi_device_ids), share_id))
+            effective_all.append({"device": name, "shareID": share_id, "config": effective.model_dump(mode="json")})
+        try:
+            spec = spec_json(build_spec(spec_devices))
+        except ValidationError as exc:
+            raise PlanError(
+                f"resourceclaim {ref}: the CDI spec would be invalid: {exc.errors(include_url=False)[0]['msg']}"
+            ) from None
+        digest = hashlib.sha256(json.dumps(effective_all, sort_keys=True).encode()).hexdigest()
+        entry = CheckpointClaim(
+            namespace=ref.namespace,
+            name=ref.name,
+            uid=ref.uid,
+            state=ClaimState.PREPARE_STARTED,
+            devices=ckpt_devices,
+            config_hash=digest,
+            cdi_spec_file=spec_file_name(ref.uid),
+            cdi_spec=spec,
+        )
+        return _Plan(ref, entry, ClaimResult(devices=tuple(prepared)))
+
+    @staticmethod
+    def _check_overlap(
+        ref: ClaimRef, dev: CheckpointDevice, existing: Mapping[str, CheckpointClaim], batch: Sequence[_Plan]
+    ) -> None:
+        """Refuse a device (or any of its cores) that another claim already holds, unless legitimately shared."""
+        owners = [(c, d) for c in existing.values() if c.uid != ref.uid for d in c.devices]
+        owners += [(p.entry, d) for p in batch for d in p.entry.devices]
+        for other, d in owners:
+            if d.admin_access or d.pool != dev.pool:
+                continue
+            if d.device == dev.device:
+                if dev.shared and (dev.share_id is None or dev.share_id != d.share_id):
+                    continue
+                why = f"device {dev.device!r} is already prepared"
+            elif d.chip_id == dev.chip_id and set(d.cores) & set(dev.cores):
+                why = f"device {dev.device!r} overlaps cores of device {d.device!r} already prepared"
+            else:
+                continue
+            raise PlanError(
+                f"resourceclaim {ref}: {why} for resourceclaim {other.namespace}/{other.name} (uid {other.uid}); "
+                "a device is given to one claim at a time unless it is shared or the request uses adminAccess. "
+                "Delete the other claim's pods first; if it is gone, its stale entry clears on unprepare"
+            )
+
+    def _spec_device(
+        self,
+        ref: ClaimRef,
+        cdi_name: str,
+        device: ModelDevice,
+        share_id: str | None,
+        admin: bool,
+        config: EffectiveConfig,
+    ) -> SpecDevice:
+        """Container edits of one device: everything from the inventory or validated config, nothing else."""
+        chip = device.chip
+        p = f"SNN_DRA_{_env_name(device.name)}_"
+        env = [
+            f"SNN_DRA_DEVICE_{_env_name(device.name)}={device.name}",
+            f"{p}TYPE={device.type.value}",
+            f"{p}CLAIM={ref.namespace}/{ref.name}",
+            f"{p}CLAIM_UID={ref.uid}",
+            f"{p}FAMILY={chip.family.value}",
+            f"{p}MODEL={chip.model}",
+            f"{p}CHIP_ID={chip.id}",
+            f"{p}CHIP_INDEX={chip.index}",
+            f"{p}CHIP_MESH={chip.mesh[0]},{chip.mesh[1]},{chip.mesh[2]}",
+            f"{p}BOARD_ID={chip.board_id}",
+            f"{p}SYSTEM_ID={chip.system_id}",
+        ]
+        if device.cores:
+            env.append(f"{p}CORES={','.join(str(c.index) for c in device.cores)}")
+            env.append(f"{p}CORE_ORIGIN={device.origin[0]},{device.origin[1]}")
+            env.append(f"{p}CORE_EXTENT={device.extent[0]},{device.extent[1]}")
+        if device.type is DeviceType.SPIKE_ROUTER:
+            env.append(f"{p}ROUTER_MESH={chip.router.mesh_width},{chip.router.mesh_height}")
+        if device.queue is not None:
+            env.append(f"{p}QUEUE={device.queue.index}")
+            env.append(f"{p}QUEUE_DEPTH={device.queue.depth}")
+        if chip.access.endpoints:
+            env.append(f"{p}ENDPOINTS={','.join(chip.access.endpoints)}")
+        if share_id:
+            env.append(f"{p}SHARE_ID={share_id}")
+        if admin:
+            env.append(f"{p}ADMIN_ACCESS=true")
+        env += [f"{p}{k}={v}" for k, v in config.env()]
+        env += [f"{k}={v}" for k, v in chip.access.env]
+        nodes = tuple(
+            CdiDeviceNode(
+                path=n.path,
+                host_path=n.host_path if n.host_path != n.path else None,
+                type=n.type or None,
+                major=n.major,
+                minor=n.minor,
+            )
+            for n in chip.access.device_nodes
+        )
+        return SpecDevice(name=cdi_name, env=tuple(env), device_nodes=nodes)
+
+    # ------------------------------------------------------------------ unprepare
+    def unprepare(self, claims: Sequence[ClaimRefLike]) -> dict[str, str]:
+        """Remove CDI spec and checkpoint entry; unknown or already-deleted claims succeed (no API read)."""
+        out: dict[str, str] = {}
+        todo: list[ClaimRef] = []
+        for raw in claims:
+            ref = ClaimRef(str(raw.namespace), str(raw.name), str(raw.uid))
+            if not UID_RE.match(ref.uid):
+                out[ref.uid] = f"resourceclaim {ref}: uid {ref.uid!r} is not a lower-case UUID; nothing to unprepare"
+                continue
+            out[ref.uid] = ""
+            todo.append(ref)
+        if not todo:
+            return out
+        state = self._load()
+        try:
+            self._fault("unprepare_before_cdi_removed")
+            if [ref for ref in todo if self.cdi.remove(ref.uid, sync_dir=False)]:
+                fsync_dir(self.cdi.dir)
+            self._fault("unprepare_after_cdi_removed")
+            removed = [state.claims.pop(ref.uid, None) for ref in todo]
+            if any(entry is not None for entry in removed):
+                self.store.save(state.claims)
+            self._fault("unprepare_after_checkpoint")
+        except OSError as exc:
+            log.exception("unprepare failed")
+            for ref in todo:
+                out[ref.uid] = f"resourceclaim {ref}: unprepare failed ({exc}); the kubelet retries"
+        return out
