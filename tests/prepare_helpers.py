@@ -28,7 +28,11 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "data" / "cdi"
 def _chip(index: int, family: Family, *, akida: bool) -> Chip:
     cores = tuple(Core(k, k % 4, k // 4, 1000, 1024, 10) for k in range(8))
     if akida:
-        access = Access(device_nodes=(DeviceNode(path=f"/dev/akida{index}", host_path=f"/dev/akida{index}", major=240, minor=index),))
+        access = Access(
+            device_nodes=(
+                DeviceNode(path=f"/dev/akida{index}", host_path=f"/dev/akida{index}", major=240, minor=index),
+            )
+        )
     else:
         access = Access(endpoints=("10.0.0.5:7000",), env=(("LOIHI_CHIP_ADDR", f"{index},0,0"),))
     return Chip(
@@ -57,7 +61,11 @@ def make_model() -> DeviceModel:
     inv = Inventory(
         NODE,
         "sys0",
-        (Board("b0", "mixed", Family.LOIHI2, (_chip(0, Family.LOIHI2, akida=False), _chip(1, Family.AKIDA, akida=True))),),
+        (
+            Board(
+                "b0", "mixed", Family.LOIHI2, (_chip(0, Family.LOIHI2, akida=False), _chip(1, Family.AKIDA, akida=True))
+            ),
+        ),
     )
     return build_model(inv, PublishConfig())
 
@@ -66,11 +74,15 @@ def new_uid() -> str:
     return str(uuid.uuid4())
 
 
-def result(device: str, request: str = "req", *, pool: str = NODE, driver: str = DRIVER, **extra: Any) -> dict[str, Any]:
+def result(
+    device: str, request: str = "req", *, pool: str = NODE, driver: str = DRIVER, **extra: Any
+) -> dict[str, Any]:
     return {"request": request, "driver": driver, "pool": pool, "device": device, **extra}
 
 
-def opaque(params: Any, *, source: str = "FromClaim", requests: list[str] | None = None, driver: str = DRIVER) -> dict[str, Any]:
+def opaque(
+    params: Any, *, source: str = "FromClaim", requests: list[str] | None = None, driver: str = DRIVER
+) -> dict[str, Any]:
     cfg: dict[str, Any] = {"source": source, "opaque": {"driver": driver, "parameters": params}}
     if requests is not None:
         cfg["requests"] = requests
@@ -127,7 +139,9 @@ class FakeClaimSource:
             raise ClaimLookupError(f"resourceclaim {namespace}/{name}: not found in the API server") from None
 
 
-def make_preparer(tmp: Path, source: Any, *, hook: FaultHook | None = None, model: DeviceModel | None = None) -> Preparer:
+def make_preparer(
+    tmp: Path, source: Any, *, hook: FaultHook | None = None, model: DeviceModel | None = None
+) -> Preparer:
     boot = tmp / "boot_id"
     if not boot.exists():
         boot.write_text("boot-1\n")

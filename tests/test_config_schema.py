@@ -1,8 +1,9 @@
-"""The opaque config schema snn.dra.dev/v1alpha1: strict types, closed enums, errors that name field and allowed values."""
+"""Opaque config snn.dra.dev/v1alpha1: strict types, closed enums, errors naming field and allowed values."""
 
 from __future__ import annotations
 
 import pytest
+from prepare_helpers import snn
 
 from snn_dra.api.config import (
     ConfigError,
@@ -14,7 +15,6 @@ from snn_dra.api.config import (
     merge_configs,
     parse_config,
 )
-from prepare_helpers import snn
 
 
 def test_full_config_parses() -> None:
@@ -96,7 +96,9 @@ def test_merge_later_field_wins_and_unset_fields_keep_earlier() -> None:
 
 
 def test_env_includes_learning_rule_and_split_stage() -> None:
-    eff = merge_configs([parse_config(snn(learning={"enabled": True, "rule": "STDP"}, splitStage={"index": 3, "name": "s3"}))])
+    eff = merge_configs(
+        [parse_config(snn(learning={"enabled": True, "rule": "STDP"}, splitStage={"index": 3, "name": "s3"}))]
+    )
     env = dict(eff.env())
     assert env["LEARNING"] == "true" and env["LEARNING_RULE"] == "STDP"
     assert env["SPLIT_STAGE_INDEX"] == "3" and env["SPLIT_STAGE_NAME"] == "s3"

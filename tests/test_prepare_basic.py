@@ -114,7 +114,9 @@ def test_per_claim_errors_do_not_fail_the_batch(tmp_path: Path) -> None:
 
 def test_shared_sharing_only_on_shared_devices(tmp_path: Path) -> None:
     chip = claim("chip", results=[result("n1-c0")], config=[opaque(snn(sharing="shared"))])
-    router = claim("router", results=[result("n1-c0-router", shareID=new_uid())], config=[opaque(snn(sharing="shared"))])
+    router = claim(
+        "router", results=[result("n1-c0-router", shareID=new_uid())], config=[opaque(snn(sharing="shared"))]
+    )
     out = make_preparer(tmp_path, FakeClaimSource(chip, router)).prepare([ref(chip), ref(router)])
     err = out[chip["metadata"]["uid"]].error
     assert "sharing=shared" in err and "exclusive, timeSliced" in err and "default/chip" in err
