@@ -54,6 +54,8 @@ MAX_SHARED_COUNTERS_PER_SLICE: Final = 32
 """1.34's total over all counter sets of a slice (1.35+ allows 8 x 32)."""
 MAX_COUNTER_CONSUMPTIONS_PER_SLICE: Final = 1024
 """1.34's total of consumed counters over all devices of a slice."""
+MAX_COUNTERS_PER_DEVICE_134: Final = 32
+"""1.34's total of consumed counters of one device."""
 MAX_ATTRIBUTES_AND_CAPACITIES: Final = 32
 MAX_STRING_LENGTH: Final = 64
 DEFAULT_SHARE_DIVISOR: Final = 16
@@ -249,6 +251,58 @@ def _pack_devices(devices: Sequence[ModelDevice], reserve_for_taints: bool) -> l
     return chunks
 
 
+def _chip_local_chunks(model: DeviceModel) -> list[dict[str, list[dict[str, Any]]]]:
+    """1.34 layout: one slice per chip holding its counter sets and every device consuming them.
+
+    Kubernetes 1.34 resolves ``consumesCounters`` only inside the same slice, allows 32 shared counters
+    per slice, 32 consumed counters per device and 128 devices. What does not fit is refused with the fix.
+    """
+    sets_by_chip: dict[str, list[CounterSet]] = {}
+    for cs in model.counter_sets:
+        sets_by_chip.setdefault(cs.chip_id, []).append(cs)
+    devices_by_chip: dict[str, list[ModelDevice]] = {}
+    for d in model.devices:
+        if d.consumes:
+            devices_by_chip.setdefault(d.chip.id, []).append(d)
+    fix = "for Kubernetes 1.34 publish fewer levels (e.g. chip and coreGroup) or a larger publish.coreGroup"
+    chunks = []
+    chip_cache: dict[str, dict[str, dict[str, Any]]] = {}
+    for chip_id, sets in sets_by_chip.items():
+        devices = devices_by_chip.get(chip_id, [])
+        counters = sum(len(cs.counters) for cs in sets)
+        if counters > MAX_SHARED_COUNTERS_PER_SLICE:
+            raise SliceBuildError(
+                f"chip {chip_id} needs {counters} shared counters in one slice; Kubernetes 1.34 allows "
+                f"{MAX_SHARED_COUNTERS_PER_SLICE} per slice: {fix}"
+            )
+        if len(devices) > MAX_DEVICES_PER_SLICE:
+            raise SliceBuildError(
+                f"chip {chip_id} has {len(devices)} partition devices sharing its counters; Kubernetes 1.34 needs "
+                f"them in one slice of at most {MAX_DEVICES_PER_SLICE} devices: {fix}"
+            )
+        consumed = 0
+        for d in devices:
+            n = sum(len(c.counters) for c in d.consumes)
+            if n > MAX_COUNTERS_PER_DEVICE_134:
+                raise SliceBuildError(
+                    f"device {d.name} consumes {n} counters; Kubernetes 1.34 allows {MAX_COUNTERS_PER_DEVICE_134} "
+                    f"per device: {fix}"
+                )
+            consumed += n
+        if consumed > MAX_COUNTER_CONSUMPTIONS_PER_SLICE:
+            raise SliceBuildError(
+                f"chip {chip_id}: its devices consume {consumed} counters in one slice; Kubernetes 1.34 allows "
+                f"{MAX_COUNTER_CONSUMPTIONS_PER_SLICE}: {fix}"
+            )
+        chunks.append(
+            {
+                "sharedCounters": [counter_set_json(cs) for cs in sets],
+                "devices": [device_json(d, chip_cache) for d in devices],
+            }
+        )
+    return chunks
+
+
 def build_slices(
     model: DeviceModel,
     node_name: str,
@@ -256,26 +310,33 @@ def build_slices(
     driver: str = DRIVER_NAME,
     generation: int = 1,
     reserve_for_taints: bool = True,
+    profile: str = "1.37",
 ) -> list[dict[str, Any]]:
     """The node's ResourceSlices in index order (counter slices first), ready to POST.
 
     Always returns at least one slice: an empty pool is still published, so consumers see it complete.
-    Raises :class:`SliceBuildError` when a device or counter set cannot fit any slice.
+    ``profile`` "1.35" and later share one layout; "1.34" needs counter sets in the same slice as
+    the devices consuming them (see :func:`_chip_local_chunks`). Raises :class:`SliceBuildError` when
+    a device or counter set cannot fit any slice.
     """
     problems = dns1123_subdomain_problems(node_name)
     if problems or len(node_name) > 253:
         raise SliceBuildError(f"node name {node_name!r} is not usable as nodeName and pool name: {'; '.join(problems)}")
     if generation < 0:
         raise SliceBuildError(f"pool generation must be >= 0, got {generation}")
-    counter_chunks = _pack_counter_sets(model.counter_sets)
-    device_chunks = _pack_devices(model.devices, reserve_for_taints)
-    specs: list[tuple[str, list[dict[str, Any]]]] = [("sharedCounters", c) for c in counter_chunks]
-    specs += [("devices", c) for c in device_chunks]
+    specs: list[dict[str, list[dict[str, Any]]]]
+    if profile == "1.34" and model.counter_sets:
+        specs = _chip_local_chunks(model)
+        rest = [d for d in model.devices if not d.consumes]
+        specs += [{"devices": c} for c in _pack_devices(rest, reserve_for_taints=False)]
+    else:
+        specs = [{"sharedCounters": c} for c in _pack_counter_sets(model.counter_sets)]
+        specs += [{"devices": c} for c in _pack_devices(model.devices, reserve_for_taints)]
     if not specs:
-        specs = [("devices", [])]
+        specs = [{"devices": []}]
     count = len(specs)
     slices = []
-    for i, (field, items) in enumerate(specs):
+    for i, body in enumerate(specs):
         name = generate_name(i, count, driver, node_name)
         if len(name) + 5 > 253:
             raise SliceBuildError(
@@ -291,7 +352,7 @@ def build_slices(
                     "driver": driver,
                     "nodeName": node_name,
                     "pool": {"name": node_name, "generation": generation, "resourceSliceCount": count},
-                    field: items,
+                    **body,
                 },
             }
         )

@@ -1,0 +1,693 @@
+"""The upstream semantic rules for resource.k8s.io/v1 ResourceSlice, per Kubernetes minor version.
+
+JSON-schema validation (kubernetes-validate) only checks shapes. The API server additionally checks
+names, one-of fields, the per-slice and per-device limits, request policies, taints and immutable
+fields; an object that passes the schema can still be refused at publish time. This module applies
+those rules offline (slice builder, ``snn-dra slices``) and in the embedded API server, with the same
+JSON field paths (``spec.devices[3].attributes[bad-id]``).
+
+Profiles differ where the API changed (docs/resource-api.md §2, §8):
+
+* 1.34: counter references must point into the slice's own ``sharedCounters``; at most 32 shared
+  counters per slice, 32 consumed counters per device, 1,024 per slice; 4 taints per device; no
+  64-device limit.
+* 1.35+: a slice holds devices XOR sharedCounters, references resolve pool-wide (``validate_pool``);
+  8 counter sets of 32 counters, 2 consumptions of 32 counters per device; 64 devices when any device
+  consumes counters or has taints; 16 taints per device.
+* 1.36+: taint effect ``None``; list-type attributes (which also trigger the 64-device limit) and at
+  most 48 attribute values per device.
+* 1.37: ``partitionTypeAttribute`` and ``skipNodeOperations``.
+
+Counter references across slices are a pool property: :func:`validate_pool` checks them, together
+with device and counter-set names that must be unique in the pool.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from snn_dra.driver.validation.common import (
+    as_mapping,
+    check_list,
+    child,
+    duplicate,
+    forbidden,
+    index,
+    invalid,
+    key,
+    not_supported,
+    parse_quantity_strict,
+    required,
+    too_many,
+    type_invalid,
+    validate_attribute_value,
+    validate_dns_label,
+    validate_driver_name,
+    validate_fully_qualified_name,
+    validate_label_value,
+    validate_object_meta,
+    validate_pool_name,
+    validate_qualified_key,
+    validate_qualified_name,
+    validate_quantity,
+)
+from snn_dra.driver.validation.errors import CauseType, FieldError
+
+PROFILES: Final = ("1.34", "1.35", "1.36", "1.37")
+
+MAX_DEVICES: Final = 128
+MAX_DEVICES_ADVANCED: Final = 64
+MAX_ATTRIBUTES_AND_CAPACITIES: Final = 32
+MAX_ATTRIBUTE_VALUES: Final = 48
+MAX_COUNTER_SETS: Final = 8
+MAX_COUNTERS_PER_SET: Final = 32
+MAX_CONSUMPTIONS_PER_DEVICE: Final = 2
+MAX_COUNTERS_PER_CONSUMPTION: Final = 32
+MAX_SHARED_COUNTERS_134: Final = 32
+MAX_COUNTERS_PER_DEVICE_134: Final = 32
+MAX_DEVICE_COUNTERS_PER_SLICE_134: Final = 1024
+MAX_TAINTS_134: Final = 4
+MAX_TAINTS: Final = 16
+MAX_BINDING_CONDITIONS: Final = 4
+MAX_VALID_VALUES: Final = 10
+
+_NODE_FIELDS: Final = ("nodeName", "nodeSelector", "allNodes", "perDeviceNodeSelection")
+_DEVICE_NODE_FIELDS: Final = ("nodeName", "nodeSelector", "allNodes")
+_SCALAR_TYPES: Final = {"int": int, "bool": bool, "string": str}
+_LIST_FIELDS: Final = ("ints", "bools", "strings", "versions")
+_SKIP_OPS: Final = ("NodePrepareResources", "NodeUnprepareResources", "*")
+
+
+def _minor(profile: str) -> int:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown validation profile {profile!r}; use one of {', '.join(PROFILES)}")
+    return int(profile.split(".")[1])
+
+
+@functools.lru_cache(maxsize=4096)
+def _qualified_name_errors(name: str) -> tuple[FieldError, ...]:
+    """Name checks are pure functions of the name and repeat on every device: compute them once."""
+    return tuple(validate_qualified_name(name, "\0"))
+
+
+def _at(errors: Sequence[FieldError], path: str) -> list[FieldError]:
+    return [FieldError(e.type, path, e.message) for e in errors]
+
+
+def _quantity(value: Any, path: str, errs: list[FieldError]) -> Decimal | None:
+    try:
+        return parse_quantity_strict(value)
+    except (ValueError, InvalidOperation):
+        errs.extend(validate_quantity(value, path))
+        return None
+
+
+def validate_resource_slice(obj: Mapping[str, Any], old: Mapping[str, Any] | None, profile: str) -> list[FieldError]:
+    """Every rule the API server of ``profile`` ("1.34".."1.37") applies to a ResourceSlice create or update."""
+    m = _minor(profile)
+    errs = validate_object_meta(obj.get("metadata"), namespaced=False)
+    spec = obj.get("spec")
+    if not isinstance(spec, Mapping):
+        errs.append(required("spec", "a ResourceSlice needs a spec with driver, pool and devices"))
+        return errs
+    errs.extend(_validate_spec(spec, "spec", m))
+    if old is not None:
+        errs.extend(_validate_update(obj, old))
+    return errs
+
+
+def _validate_update(obj: Mapping[str, Any], old: Mapping[str, Any]) -> list[FieldError]:
+    errs: list[FieldError] = []
+    new_meta, old_meta = as_mapping(obj.get("metadata")), as_mapping(old.get("metadata"))
+    if old_meta.get("name") and new_meta.get("name") != old_meta.get("name"):
+        errs.append(invalid("metadata.name", new_meta.get("name"), "field is immutable"))
+    new_spec, old_spec = as_mapping(obj.get("spec")), as_mapping(old.get("spec"))
+    for path, new, prev in (
+        ("spec.driver", new_spec.get("driver"), old_spec.get("driver")),
+        ("spec.pool.name", as_mapping(new_spec.get("pool")).get("name"), as_mapping(old_spec.get("pool")).get("name")),
+        ("spec.nodeName", new_spec.get("nodeName"), old_spec.get("nodeName")),
+    ):
+        if new != prev:
+            errs.append(invalid(path, new, "field is immutable: delete the slice and create a new one instead"))
+    return errs
+
+
+def _validate_spec(spec: Mapping[str, Any], path: str, m: int) -> list[FieldError]:
+    errs: list[FieldError] = []
+    driver = spec.get("driver")
+    errs.extend(validate_driver_name(driver, child(path, "driver")))
+    errs.extend(_validate_pool_block(spec.get("pool"), child(path, "pool")))
+    errs.extend(_validate_node_selection(spec, path))
+
+    devices, e = check_list(spec.get("devices"), child(path, "devices"))
+    errs.extend(e)
+    counter_sets, e = check_list(spec.get("sharedCounters"), child(path, "sharedCounters"))
+    errs.extend(e)
+    if m >= 35 and devices and counter_sets:
+        errs.append(
+            invalid(
+                path,
+                "{`devices`, `sharedCounters`}",
+                "a slice holds either devices or sharedCounters, not both: move the counter sets into their own slice",
+            )
+        )
+    slice_counters = _validate_counter_sets(counter_sets, child(path, "sharedCounters"), m, errs)
+
+    per_device_nodes = spec.get("perDeviceNodeSelection") is True
+    advanced = False
+    consumed_total = 0
+    seen: set[str] = set()
+    dpath = child(path, "devices")
+    for i, device in enumerate(devices):
+        p = index(dpath, i)
+        if not isinstance(device, Mapping):
+            errs.append(type_invalid(p, device, "an object"))
+            continue
+        name = device.get("name")
+        if isinstance(name, str) and name:
+            if name in seen:
+                errs.append(duplicate(child(p, "name"), name))
+            seen.add(name)
+        flags = _validate_device(device, p, m, str(driver or ""), per_device_nodes, slice_counters, errs)
+        advanced = advanced or flags[0]
+        consumed_total += flags[1]
+    limit = MAX_DEVICES_ADVANCED if m >= 35 and advanced else MAX_DEVICES
+    if len(devices) > limit:
+        why = "devices" if limit == MAX_DEVICES else "devices when any device has taints, counters or list attributes"
+        errs.append(too_many(dpath, len(devices), limit, why))
+    if m == 34 and consumed_total > MAX_DEVICE_COUNTERS_PER_SLICE_134:
+        errs.append(
+            invalid(
+                dpath,
+                consumed_total,
+                f"the total number of counters in devices must not exceed {MAX_DEVICE_COUNTERS_PER_SLICE_134}",
+            )
+        )
+
+    if "partitionTypeAttribute" in spec:
+        p = child(path, "partitionTypeAttribute")
+        if m < 37:
+            errs.append(forbidden(p, f"not supported before Kubernetes 1.37 (profile 1.{m}); remove it"))
+        else:
+            errs.extend(validate_fully_qualified_name(spec.get("partitionTypeAttribute"), p))
+    if "skipNodeOperations" in spec:
+        errs.extend(_validate_skip_ops(spec.get("skipNodeOperations"), child(path, "skipNodeOperations"), m))
+    return errs
+
+
+def _validate_pool_block(pool: Any, path: str) -> list[FieldError]:
+    if not isinstance(pool, Mapping):
+        return [required(path, "pool {name, generation, resourceSliceCount} is required")]
+    errs = validate_pool_name(pool.get("name"), child(path, "name"))
+    gen = pool.get("generation", 0)
+    if isinstance(gen, bool) or not isinstance(gen, int):
+        errs.append(type_invalid(child(path, "generation"), gen, "an integer"))
+    elif gen < 0:
+        errs.append(invalid(child(path, "generation"), gen, "must be greater than or equal to 0"))
+    count = pool.get("resourceSliceCount", 0)
+    if isinstance(count, bool) or not isinstance(count, int):
+        errs.append(type_invalid(child(path, "resourceSliceCount"), count, "an integer"))
+    elif count <= 0:
+        errs.append(
+            invalid(
+                child(path, "resourceSliceCount"), count, "must be greater than 0 (the number of slices in the pool)"
+            )
+        )
+    return errs
+
+
+def _validate_node_selection(spec: Mapping[str, Any], path: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    present = [f for f in _NODE_FIELDS if spec.get(f) is not None]
+    node_name = spec.get("nodeName")
+    if node_name is not None:
+        if node_name == "":
+            errs.append(invalid(child(path, "nodeName"), "", "must be either unset or set to a non-empty string"))
+        elif not isinstance(node_name, str):
+            errs.append(type_invalid(child(path, "nodeName"), node_name, "a string"))
+    for flag in ("allNodes", "perDeviceNodeSelection"):
+        if spec.get(flag) is False:
+            errs.append(invalid(child(path, flag), False, "must be either unset or set to true"))
+    if "nodeSelector" in present:
+        errs.extend(_validate_node_selector(spec["nodeSelector"], child(path, "nodeSelector")))
+    if not present:
+        errs.append(
+            required(
+                path, "exactly one of `nodeName`, `nodeSelector`, `allNodes`, `perDeviceNodeSelection` is required"
+            )
+        )
+    elif len(present) > 1:
+        fields = ", ".join(f"`{f}`" for f in present)
+        errs.append(
+            invalid(
+                path,
+                "{" + fields + "}",
+                "exactly one of `nodeName`, `nodeSelector`, `allNodes`, `perDeviceNodeSelection` is required, "
+                "but multiple fields are set",
+            )
+        )
+    return errs
+
+
+def _validate_node_selector(selector: Any, path: str) -> list[FieldError]:
+    if not isinstance(selector, Mapping):
+        return [type_invalid(path, selector, "a NodeSelector object")]
+    terms = selector.get("nodeSelectorTerms")
+    if not isinstance(terms, list) or len(terms) != 1:
+        n = len(terms) if isinstance(terms, list) else 0
+        return [invalid(child(path, "nodeSelectorTerms"), n, "must have exactly one node selector term")]
+    return []
+
+
+def _validate_counter_sets(counter_sets: list[Any], path: str, m: int, errs: list[FieldError]) -> dict[str, set[str]]:
+    """Check the slice's counter sets; return set name -> counter names (for 1.34's slice-local references)."""
+    out: dict[str, set[str]] = {}
+    total = 0
+    if m >= 35 and len(counter_sets) > MAX_COUNTER_SETS:
+        errs.append(too_many(path, len(counter_sets), MAX_COUNTER_SETS, "counter sets per slice"))
+    for i, cs in enumerate(counter_sets):
+        p = index(path, i)
+        if not isinstance(cs, Mapping):
+            errs.append(type_invalid(p, cs, "an object with name and counters"))
+            continue
+        name = cs.get("name")
+        errs.extend(validate_dns_label(name, child(p, "name"), what="counter set name"))
+        if isinstance(name, str) and name:
+            if name in out:
+                errs.append(duplicate(child(p, "name"), name))
+            out[name] = set()
+        counters = cs.get("counters")
+        cp = child(p, "counters")
+        if not isinstance(counters, Mapping) or not counters:
+            errs.append(required(cp, "a counter set needs at least one counter"))
+            continue
+        total += len(counters)
+        if m >= 35 and len(counters) > MAX_COUNTERS_PER_SET:
+            errs.append(too_many(cp, len(counters), MAX_COUNTERS_PER_SET, "counters per counter set"))
+        for cname, counter in counters.items():
+            kp = key(cp, str(cname))
+            errs.extend(validate_dns_label(cname, kp, what="counter name"))
+            if isinstance(name, str) and name:
+                out[name].add(str(cname))
+            _validate_counter_value(counter, kp, errs)
+    if m == 34 and total > MAX_SHARED_COUNTERS_134:
+        errs.append(
+            invalid(path, total, f"the total number of shared counters must not exceed {MAX_SHARED_COUNTERS_134}")
+        )
+    return out
+
+
+def _validate_counter_value(counter: Any, path: str, errs: list[FieldError]) -> None:
+    if not isinstance(counter, Mapping) or counter.get("value") in (None, ""):
+        errs.append(required(child(path, "value"), "a counter needs a value such as '4' or '128Ki'"))
+        return
+    _quantity(counter["value"], child(path, "value"), errs)
+
+
+def _validate_device(
+    device: Mapping[str, Any],
+    path: str,
+    m: int,
+    driver: str,
+    per_device_nodes: bool,
+    slice_counters: dict[str, set[str]],
+    errs: list[FieldError],
+) -> tuple[bool, int]:
+    """Validate one device; return (uses an advanced feature, counters it consumes)."""
+    errs.extend(validate_dns_label(device.get("name"), child(path, "name"), what="device name"))
+    attributes = device.get("attributes") or {}
+    capacity = device.get("capacity") or {}
+    has_lists = False
+    if not isinstance(attributes, Mapping):
+        errs.append(type_invalid(child(path, "attributes"), attributes, "a map"))
+        attributes = {}
+    if not isinstance(capacity, Mapping):
+        errs.append(type_invalid(child(path, "capacity"), capacity, "a map"))
+        capacity = {}
+    if len(attributes) + len(capacity) > MAX_ATTRIBUTES_AND_CAPACITIES:
+        errs.append(
+            too_many(path, len(attributes) + len(capacity), MAX_ATTRIBUTES_AND_CAPACITIES, "attributes and capacities")
+        )
+    apath = child(path, "attributes")
+    values = 0
+    qualified: set[str] = set()
+    for name, value in attributes.items():
+        kp = key(apath, str(name))
+        if isinstance(name, str):
+            name_errs = _qualified_name_errors(name)
+            if name_errs:
+                errs.extend(_at(name_errs, kp))
+            full = name if "/" in name else f"{driver}/{name}"
+            if full in qualified:
+                errs.append(duplicate(kp, name))
+            qualified.add(full)
+        if isinstance(value, Mapping) and len(value) == 1:
+            ((vtype, v),) = value.items()
+            expected = _SCALAR_TYPES.get(vtype)
+            if expected is not None and type(v) is expected and (not isinstance(v, str) or len(v) <= 64):
+                values += 1
+                continue  # the common case, checked without building error objects
+            if vtype in _LIST_FIELDS:
+                has_lists = True
+                values += len(v) if isinstance(v, list) else 1
+                if m < 36:
+                    errs.append(
+                        forbidden(child(kp, vtype), f"list-type attributes need Kubernetes 1.36+ (profile 1.{m})")
+                    )
+                    continue
+            else:
+                values += 1
+        else:
+            values += 1
+        errs.extend(validate_attribute_value(value, kp, allow_lists=m >= 36))
+    if m >= 36 and values > MAX_ATTRIBUTE_VALUES:
+        errs.append(
+            too_many(apath, values, MAX_ATTRIBUTE_VALUES, "attribute values per device (list items count each)")
+        )
+
+    shared = device.get("allowMultipleAllocations") is True
+    cpath = child(path, "capacity")
+    qualified.clear()
+    for name, cap in capacity.items():
+        kp = key(cpath, str(name))
+        if isinstance(name, str):
+            name_errs = _qualified_name_errors(name)
+            if name_errs:
+                errs.extend(_at(name_errs, kp))
+            full = name if "/" in name else f"{driver}/{name}"
+            if full in qualified:
+                errs.append(duplicate(kp, name))
+            qualified.add(full)
+        if not isinstance(cap, Mapping) or cap.get("value") in (None, ""):
+            errs.append(required(child(kp, "value"), "a capacity needs a value such as '8' or '128Ki'"))
+            continue
+        total = _quantity(cap["value"], child(kp, "value"), errs)
+        policy = cap.get("requestPolicy")
+        if policy is not None:
+            pp = child(kp, "requestPolicy")
+            if not shared:
+                errs.append(forbidden(pp, "a requestPolicy is only allowed when allowMultipleAllocations is true"))
+            elif total is not None:
+                errs.extend(_validate_request_policy(policy, total, pp))
+
+    consumed = _validate_consumption(
+        device.get("consumesCounters"), child(path, "consumesCounters"), m, slice_counters, errs
+    )
+    taints = device.get("taints")
+    if taints is not None:
+        errs.extend(_validate_taints(taints, child(path, "taints"), m))
+    errs.extend(_validate_device_nodes(device, path, per_device_nodes))
+    errs.extend(_validate_binding(device, path))
+    if "allowMultipleAllocations" in device and not isinstance(device["allowMultipleAllocations"], bool):
+        errs.append(
+            type_invalid(child(path, "allowMultipleAllocations"), device["allowMultipleAllocations"], "a boolean")
+        )
+    advanced = bool(taints) or bool(device.get("consumesCounters")) or (m >= 36 and has_lists)
+    return advanced, consumed
+
+
+def _validate_request_policy(policy: Any, capacity: Decimal, path: str) -> list[FieldError]:
+    if not isinstance(policy, Mapping):
+        return [type_invalid(path, policy, "an object with default and validValues or validRange")]
+    errs: list[FieldError] = []
+    default: Decimal | None = None
+    if policy.get("default") is not None:
+        default = _quantity(policy["default"], child(path, "default"), errs)
+        if default is not None and default > capacity:
+            errs.append(invalid(child(path, "default"), policy["default"], "must not exceed the capacity value"))
+    valid_values = policy.get("validValues")
+    valid_range = policy.get("validRange")
+    if valid_values and valid_range is not None:
+        errs.append(
+            forbidden(
+                path,
+                'exactly one policy can be specified, cannot specify "validValues" and "validRange" at the same time',
+            )
+        )
+        return errs
+    if valid_values:
+        errs.extend(_validate_valid_values(valid_values, default, capacity, child(path, "validValues")))
+    elif valid_range is not None:
+        errs.extend(_validate_valid_range(valid_range, default, capacity, child(path, "validRange")))
+    return errs
+
+
+def _validate_valid_values(values: Any, default: Decimal | None, capacity: Decimal, path: str) -> list[FieldError]:
+    items, errs = check_list(values, path, MAX_VALID_VALUES, "valid values")
+    parsed: list[Decimal] = []
+    for i, v in enumerate(items):
+        q = _quantity(v, index(path, i), errs)
+        if q is None:
+            continue
+        if q > capacity:
+            errs.append(invalid(index(path, i), v, "must not exceed the capacity value"))
+        if parsed and q <= parsed[-1]:
+            errs.append(invalid(index(path, i), v, "values must be unique and sorted in ascending order"))
+        parsed.append(q)
+    if default is not None and parsed and default not in parsed:
+        errs.append(invalid(path, values, "must include the default value"))
+    return errs
+
+
+def _validate_valid_range(rng: Any, default: Decimal | None, capacity: Decimal, path: str) -> list[FieldError]:
+    if not isinstance(rng, Mapping):
+        return [type_invalid(path, rng, "an object with min, max and step")]
+    errs: list[FieldError] = []
+    if rng.get("min") in (None, ""):
+        errs.append(required(child(path, "min"), "validRange needs a min"))
+        return errs
+    low = _quantity(rng["min"], child(path, "min"), errs)
+    if low is None:
+        return errs
+    if low > capacity:
+        errs.append(invalid(child(path, "min"), rng["min"], "min is greater than the capacity value"))
+    if default is not None and default < low:
+        errs.append(invalid(child(path, "min"), rng["min"], "the default is less than min"))
+    high: Decimal | None = None
+    if rng.get("max") is not None:
+        high = _quantity(rng["max"], child(path, "max"), errs)
+        if high is not None:
+            if low > high:
+                errs.append(invalid(child(path, "min"), rng["min"], "min is greater than max"))
+            if default is not None and default > high:
+                errs.append(invalid(child(path, "max"), rng["max"], "the default is more than max"))
+            if high > capacity:
+                errs.append(invalid(child(path, "max"), rng["max"], "max is greater than the capacity value"))
+    if rng.get("step") is not None:
+        step = _quantity(rng["step"], child(path, "step"), errs)
+        if step is not None:
+            if step <= 0:
+                errs.append(invalid(child(path, "step"), rng["step"], "step must be positive"))
+            else:
+                if step > capacity:
+                    errs.append(invalid(child(path, "step"), rng["step"], "step is greater than the capacity value"))
+                if default is not None and (default - low) % step != 0:
+                    errs.append(
+                        invalid(child(path, "step"), rng["step"], "the default is not min plus a multiple of step")
+                    )
+                if high is not None and (high - low) % step != 0:
+                    errs.append(invalid(child(path, "step"), rng["step"], "max is not min plus a multiple of step"))
+    return errs
+
+
+def _validate_consumption(
+    entries: Any, path: str, m: int, slice_counters: dict[str, set[str]], errs: list[FieldError]
+) -> int:
+    items, e = check_list(entries, path)
+    errs.extend(e)
+    if m >= 35 and len(items) > MAX_CONSUMPTIONS_PER_DEVICE:
+        errs.append(too_many(path, len(items), MAX_CONSUMPTIONS_PER_DEVICE, "counter consumptions per device"))
+    total = 0
+    for i, entry in enumerate(items):
+        p = index(path, i)
+        if not isinstance(entry, Mapping):
+            errs.append(type_invalid(p, entry, "an object with counterSet and counters"))
+            continue
+        set_name = entry.get("counterSet")
+        sp = child(p, "counterSet")
+        errs.extend(validate_dns_label(set_name, sp, what="counter set name"))
+        known = slice_counters.get(set_name) if isinstance(set_name, str) else None
+        if m == 34 and known is None:
+            errs.append(
+                invalid(sp, set_name, "must reference a counterSet defined in the ResourceSlice sharedCounters")
+            )
+        counters = entry.get("counters")
+        cp = child(p, "counters")
+        if not isinstance(counters, Mapping) or not counters:
+            errs.append(required(cp, "list the counters this device consumes"))
+            continue
+        total += len(counters)
+        if m >= 35 and len(counters) > MAX_COUNTERS_PER_CONSUMPTION:
+            errs.append(too_many(cp, len(counters), MAX_COUNTERS_PER_CONSUMPTION, "counters per consumption"))
+        for cname, counter in counters.items():
+            kp = key(cp, str(cname))
+            errs.extend(validate_dns_label(cname, kp, what="counter name"))
+            if m == 34 and known is not None and cname not in known:
+                errs.append(invalid(cp, cname, "must reference a counter defined in the ResourceSlice sharedCounters"))
+            _validate_counter_value(counter, kp, errs)
+    if m == 34 and total > MAX_COUNTERS_PER_DEVICE_134:
+        errs.append(
+            invalid(
+                path.rsplit(".", 1)[0],
+                total,
+                f"the total number of counters must not exceed {MAX_COUNTERS_PER_DEVICE_134}",
+            )
+        )
+    return total
+
+
+def _validate_taints(taints: Any, path: str, m: int) -> list[FieldError]:
+    limit = MAX_TAINTS_134 if m == 34 else MAX_TAINTS
+    items, errs = check_list(taints, path, limit, "taints per device")
+    effects = ["NoSchedule", "NoExecute"] + (["None"] if m >= 36 else [])
+    for i, taint in enumerate(items):
+        p = index(path, i)
+        if not isinstance(taint, Mapping):
+            errs.append(type_invalid(p, taint, "an object with key and effect"))
+            continue
+        errs.extend(validate_qualified_key(taint.get("key"), child(p, "key"), what="taint key"))
+        if taint.get("value") is not None:
+            errs.extend(validate_label_value(taint["value"], child(p, "value")))
+        effect = taint.get("effect")
+        if not effect:
+            errs.append(required(child(p, "effect"), f"one of {', '.join(effects)}"))
+        elif effect not in effects:
+            errs.append(not_supported(child(p, "effect"), effect, effects))
+    return errs
+
+
+def _validate_device_nodes(device: Mapping[str, Any], path: str, per_device_nodes: bool) -> list[FieldError]:
+    present = [f for f in _DEVICE_NODE_FIELDS if device.get(f) is not None]
+    errs: list[FieldError] = []
+    if device.get("nodeName") == "":
+        errs.append(invalid(child(path, "nodeName"), "", "must not be empty"))
+    if device.get("allNodes") is False:
+        errs.append(invalid(child(path, "allNodes"), False, "must be either unset or set to true"))
+    if not per_device_nodes:
+        errs.extend(
+            forbidden(child(path, f), "only allowed when the slice sets perDeviceNodeSelection: true") for f in present
+        )
+    elif len(present) != 1:
+        msg = (
+            "exactly one of `nodeName`, `nodeSelector`, or `allNodes` is required when `perDeviceNodeSelection` "
+            "is set to true in the ResourceSlice spec"
+        )
+        if present:
+            errs.append(invalid(path, "{" + ", ".join(f"`{f}`" for f in present) + "}", msg))
+        else:
+            errs.append(required(path, msg))
+    elif "nodeSelector" in present:
+        errs.extend(_validate_node_selector(device["nodeSelector"], child(path, "nodeSelector")))
+    return errs
+
+
+def _validate_binding(device: Mapping[str, Any], path: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    lists: dict[str, list[Any]] = {}
+    for f in ("bindingConditions", "bindingFailureConditions"):
+        items, e = check_list(device.get(f), child(path, f), MAX_BINDING_CONDITIONS, f)
+        errs.extend(e)
+        lists[f] = items
+        for i, cond in enumerate(items):
+            errs.extend(validate_qualified_key(cond, index(child(path, f), i), what="condition type"))
+    cond, fail = lists["bindingConditions"], lists["bindingFailureConditions"]
+    if bool(cond) != bool(fail):
+        missing = "bindingFailureConditions" if cond else "bindingConditions"
+        errs.append(required(child(path, missing), "bindingConditions and bindingFailureConditions go together"))
+    for c in set(map(str, cond)) & set(map(str, fail)):
+        errs.append(invalid(child(path, "bindingFailureConditions"), c, "must not also be a binding condition"))
+    if device.get("bindsToNode") is not None and not isinstance(device["bindsToNode"], bool):
+        errs.append(type_invalid(child(path, "bindsToNode"), device["bindsToNode"], "a boolean"))
+    return errs
+
+
+def _validate_skip_ops(value: Any, path: str, m: int) -> list[FieldError]:
+    if m < 37:
+        return [forbidden(path, f"not supported before Kubernetes 1.37 (profile 1.{m}); remove it")]
+    items, errs = check_list(value, path)
+    seen: set[str] = set()
+    for i, op in enumerate(items):
+        if op in seen:
+            errs.append(duplicate(index(path, i), op))
+        seen.add(str(op))
+        if op not in _SKIP_OPS:
+            errs.append(not_supported(index(path, i), op, list(_SKIP_OPS)))
+    if "NodePrepareResources" in seen and not seen & {"NodeUnprepareResources", "*"}:
+        errs.append(
+            invalid(path, sorted(seen), "NodePrepareResources may only be skipped together with NodeUnprepareResources")
+        )
+    return errs
+
+
+def validate_pool(slices: Sequence[Mapping[str, Any]]) -> list[FieldError]:
+    """Rules that span the slices of a pool (1.35+), as the slice controller pre-validates and the allocator checks.
+
+    Device and counter-set names must be unique per pool, every consumed counter must exist in a counter
+    set of the same pool, and the slice count must match ``pool.resourceSliceCount`` at the newest
+    generation. Paths are ``items[<slice index>].spec...``. Only slices of the highest generation count.
+    """
+    errs: list[FieldError] = []
+    pools: dict[tuple[str, str], list[int]] = {}
+    for i, s in enumerate(slices):
+        spec = as_mapping(s.get("spec"))
+        pools.setdefault((str(spec.get("driver")), str(as_mapping(spec.get("pool")).get("name"))), []).append(i)
+    for (_, pool_name), members in pools.items():
+        gens = {i: as_mapping(as_mapping(slices[i].get("spec")).get("pool")).get("generation", 0) for i in members}
+        newest = max((g for g in gens.values() if isinstance(g, int)), default=0)
+        current = [i for i in members if gens[i] == newest]
+        counters: dict[str, set[str]] = {}
+        devices: dict[str, int] = {}
+        for i in current:
+            spec = as_mapping(slices[i].get("spec"))
+            count = as_mapping(spec.get("pool")).get("resourceSliceCount")
+            if count != len(current):
+                errs.append(
+                    invalid(
+                        f"items[{i}].spec.pool.resourceSliceCount",
+                        count,
+                        f"pool {pool_name} has {len(current)} slices at generation {newest}; "
+                        "every slice must carry that count",
+                    )
+                )
+            for j, cs in enumerate(spec.get("sharedCounters") or ()):
+                name = as_mapping(cs).get("name")
+                if not isinstance(name, str):
+                    continue
+                if name in counters:
+                    errs.append(duplicate(f"items[{i}].spec.sharedCounters[{j}].name", name))
+                counters.setdefault(name, set()).update(map(str, as_mapping(as_mapping(cs).get("counters"))))
+            for j, d in enumerate(spec.get("devices") or ()):
+                name = as_mapping(d).get("name")
+                if isinstance(name, str):
+                    if name in devices:
+                        errs.append(duplicate(f"items[{i}].spec.devices[{j}].name", name))
+                    devices[name] = i
+        for i in current:
+            spec = as_mapping(slices[i].get("spec"))
+            for j, d in enumerate(spec.get("devices") or ()):
+                for k, entry in enumerate(as_mapping(d).get("consumesCounters") or ()):
+                    p = f"items[{i}].spec.devices[{j}].consumesCounters[{k}]"
+                    set_name = as_mapping(entry).get("counterSet")
+                    known = counters.get(set_name) if isinstance(set_name, str) else None
+                    if known is None:
+                        errs.append(
+                            FieldError(
+                                CauseType.NOT_FOUND,
+                                child(p, "counterSet"),
+                                f"Not found: {set_name!r}: no slice of pool {pool_name} defines this counter set",
+                            )
+                        )
+                        continue
+                    for cname in as_mapping(as_mapping(entry).get("counters")):
+                        if cname not in known:
+                            errs.append(
+                                FieldError(
+                                    CauseType.NOT_FOUND,
+                                    key(child(p, "counters"), str(cname)),
+                                    f"Not found: counter {cname!r} is not in counter set {set_name!r}",
+                                )
+                            )
+    return errs
