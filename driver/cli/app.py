@@ -10,3 +10,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """snn-dra: publish SNN accelerators as DRA devices, prepare claims, run the embedded cluster."""
