@@ -16,6 +16,8 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
+from snn_dra.driver.cel.quantity import QUANTITY_RE as QUANTITY_RE
+from snn_dra.driver.cel.semver import SEMVER_RE as SEMVER_RE
 from snn_dra.driver.validation.errors import CauseType, FieldError
 
 # Limits from resource.k8s.io/v1 (see docs/resource-api.md §2).
@@ -38,14 +40,6 @@ C_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _QUALIFIED_NAME_PART_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# SemVer 2.0.0 without leading zeros in numeric identifiers (the apiserver's semverRe).
-SEMVER_RE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
-)
-# resource.Quantity grammar: signed decimal, then a binary/decimal SI suffix or a decimal exponent.
-QUANTITY_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
 
 _LABEL_HINT = "lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. 'my-name')"
 _SUBDOMAIN_HINT = (
