@@ -15,7 +15,7 @@ import secrets
 import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -319,11 +319,23 @@ class Store:
                     out.append(self.delete(resource, m.get("namespace"), m["name"], dry_run=dry_run))
         return out
 
+    def bind_pod(self, namespace: str, name: str, node: str) -> Obj:
+        """The ``pods/binding`` subresource: set ``spec.nodeName`` once (409 if already bound)."""
+        if not node:
+            raise BadRequest(f"binding of pod {namespace}/{name}: target.name (the node) is required")
+        with self._lock:
+            pod = self.get("pods", namespace, name)
+            spec = pod.setdefault("spec", {})
+            if spec.get("nodeName"):
+                raise Conflict.of("pods", "", name, f'pod {name} is already assigned to node "{spec["nodeName"]}"')
+            spec["nodeName"] = node
+            return self.update("pods", pod)
+
     # -- watch -------------------------------------------------------------------------------------------------
 
     async def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None, *,
                     label_selector: str = "", field_selector: str = "",
-                    bookmark_interval: float | None = None) -> AsyncIterator[Obj]:
+                    bookmark_interval: float | None = None) -> AsyncGenerator[Obj, None]:
         """Events ``{"type", "object"}`` after ``resource_version`` (unset or "0": current state as ADDED first).
 
         Raises ``Gone`` (410 Expired) when the version is older than the kept history. With

@@ -1,0 +1,473 @@
+"""The embedded Kubernetes API server: HTTPS on loopback, bearer-token auth, REST + watch over one ``Store``.
+
+kubectl 1.32 and the official ``kubernetes`` client talk to it through an ordinary kubeconfig. Only what a DRA
+driver and its tests use is served (namespaces, nodes, pods, events, and resource.k8s.io/v1), but with the real
+semantics: Status errors, optimistic concurrency, every patch type, watch with bookmarks and 410 Expired,
+server-side Table output and the OpenAPI v3 documents kubectl asks for. Strategic merge patches are applied as
+JSON merge patches; server-side apply is create-or-merge (no managedFields or apply conflicts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import secrets
+import shutil
+import ssl
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from snn_dra.driver.embedded import discovery, openapi, patches, tables
+from snn_dra.driver.embedded.errors import (
+    ApiError,
+    BadRequest,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from snn_dra.driver.embedded.kubeconfig import write_kubeconfig
+from snn_dra.driver.embedded.resources import RESOURCE_GROUP, RESOURCES, ResourceInfo
+from snn_dra.driver.embedded.selectors import parse_field_selector, parse_label_selector
+from snn_dra.driver.embedded.store import Obj, Store
+from snn_dra.driver.embedded.tls import generate_serving_cert
+
+log = logging.getLogger(__name__)
+
+_UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+_DEFAULT_WATCH_TIMEOUT = 1800.0
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
+
+
+def _status(err: ApiError) -> web.Response:
+    return _json(err.status(), err.code)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+def _wants_table(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return any("as=Table" in part and "g=meta.k8s.io" in part and "v=v1" in part.replace("v=v1beta1", "")
+               for part in accept.split(","))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiServerApp:
+    """The aiohttp application around a ``Store``; independent of how it is hosted."""
+
+    def __init__(self, store: Store, token: str, bookmark_interval: float = 1.0, address: str = "127.0.0.1") -> None:
+        self.store = store
+        self.token = token
+        self.bookmark_interval = bookmark_interval
+        self.address = address
+        self._watches: set[asyncio.Task[Any]] = set()
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)
+        self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+
+    async def cancel_watches(self) -> None:
+        tasks = list(self._watches)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in _UNAUTHENTICATED_PATHS:
+            auth = request.headers.get("Authorization", "")
+            given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+            if not given or not secrets.compare_digest(given.encode(), self.token.encode()):
+                return _status(Unauthorized("Unauthorized"))
+        try:
+            return await handler(request)
+        except ApiError as e:
+            return _status(e)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as e:  # a bug must still answer as a Status
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return _status(InternalError(f"internal error: {type(e).__name__}: {e}"))
+
+    # -- routing -------------------------------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        if path in _UNAUTHENTICATED_PATHS:
+            return web.Response(text="ok")
+        if request.method != "GET" and not (path.startswith("/api/") or path.startswith("/apis/")):
+            raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({path})")
+        profile = self.store.profile.version
+        served = self.store.served
+        if path == "/version":
+            return _json(discovery.version_info(profile))
+        if path == "/api":
+            return _json(discovery.api_versions(self.address))
+        if path == "/apis":
+            return _json(discovery.api_group_list())
+        if path == "/api/v1" and request.method == "GET":
+            return _json(discovery.resource_list("", served))
+        if path == f"/apis/{RESOURCE_GROUP}" and request.method == "GET":
+            return _json(discovery.api_group())
+        if path == f"/apis/{RESOURCE_GROUP}/v1" and request.method == "GET":
+            return _json(discovery.resource_list(RESOURCE_GROUP, served))
+        if path == "/openapi/v3":
+            return _json(openapi.index(profile, ["", RESOURCE_GROUP], served))
+        if path == "/openapi/v3/api/v1":
+            return web.Response(text=openapi.document(profile, "", served), content_type="application/json")
+        if path == f"/openapi/v3/apis/{RESOURCE_GROUP}/v1":
+            return web.Response(text=openapi.document(profile, RESOURCE_GROUP, served),
+                                content_type="application/json")
+        parts = path.strip("/").split("/")
+        if parts[:2] == ["api", "v1"]:
+            return await self._resource(request, "", parts[2:])
+        if parts[:3] == ["apis", RESOURCE_GROUP, "v1"]:
+            return await self._resource(request, RESOURCE_GROUP, parts[3:])
+        raise NotFound.path(path)
+
+    async def _resource(self, request: web.Request, group: str, rest: list[str]) -> web.StreamResponse:
+        namespace: str | None = None
+        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
+            namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            raise NotFound.path(request.path)
+        plural = rest[0]
+        info = RESOURCES.get(plural)
+        if info is None or info.group != group or plural not in self.store.served:
+            raise NotFound.path(request.path)
+        if namespace is not None and not info.namespaced:
+            raise NotFound.path(request.path)
+        name = rest[1] if len(rest) >= 2 else None
+        sub = rest[2] if len(rest) == 3 else None
+        if name is not None and info.namespaced and namespace is None:
+            raise NotFound.path(request.path)
+        m = request.method
+        if name is None:
+            if m == "GET":
+                if _truthy(request.query.get("watch")):
+                    return await self._watch(request, info, namespace)
+                return self._list(request, info, namespace)
+            if m == "POST":
+                return await self._create(request, info, namespace)
+            if m == "DELETE":
+                return self._delete_collection(request, info, namespace)
+        else:
+            if sub == "binding" and plural == "pods" and m == "POST":
+                return await self._bind(request, namespace or "", name)
+            if sub not in (None, "status"):
+                raise NotFound.path(request.path)
+            if m == "GET":
+                obj = self.store.get(plural, namespace, name)
+                return self._respond(request, info, obj)
+            if m == "PUT":
+                return await self._update(request, info, namespace, name, sub)
+            if m == "PATCH":
+                return await self._patch(request, info, namespace, name, sub)
+            if m == "DELETE" and sub is None:
+                return await self._delete(request, info, namespace, name)
+        raise MethodNotAllowed(f"the server does not allow this method on the requested resource "
+                               f"({m} {request.path})")
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _body(request: web.Request) -> Any:
+        raw = await request.read()
+        if not raw:
+            raise BadRequest("the request body is empty; send the object as JSON or YAML")
+        ctype = request.content_type or "application/json"
+        try:
+            if "yaml" in ctype:
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as e:
+            raise BadRequest(f"the request body is not valid {'YAML' if 'yaml' in ctype else 'JSON'}: {e}") from e
+
+    def _respond(self, request: web.Request, info: ResourceInfo, obj: Obj, status: int = 200) -> web.Response:
+        if _wants_table(request):
+            return _json(tables.table(info.plural, [obj], obj["metadata"].get("resourceVersion", ""),
+                                      request.query.get("includeObject", "Metadata")), status)
+        return _json(obj, status)
+
+    @staticmethod
+    def _dry_run(request: web.Request, body: Mapping[str, Any] | None = None) -> bool:
+        if request.query.getall("dryRun", []):
+            return True
+        return bool(body and body.get("dryRun"))
+
+    @staticmethod
+    def _set_namespace(body: Any, info: ResourceInfo, namespace: str | None) -> None:
+        if not isinstance(body, dict):
+            raise BadRequest(f"the body must be a {info.kind} object")
+        meta = body.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise BadRequest("metadata must be an object")
+        if info.namespaced:
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise BadRequest("the namespace of the provided object does not match the namespace sent on the "
+                                 "request")
+            meta["namespace"] = namespace
+
+    # -- verbs ---------------------------------------------------------------------------------------------------
+
+    def _list(self, request: web.Request, info: ResourceInfo, namespace: str | None) -> web.Response:
+        items, rv = self.store.list_with_version(info.plural, namespace, request.query.get("labelSelector", ""),
+                                                 request.query.get("fieldSelector", ""))
+        if _wants_table(request):
+            return _json(tables.table(info.plural, items, rv, request.query.get("includeObject", "Metadata")))
+        return _json({"kind": info.list_kind, "apiVersion": info.api_version,
+                      "metadata": {"resourceVersion": rv}, "items": items})
+
+    async def _create(self, request: web.Request, info: ResourceInfo, namespace: str | None) -> web.Response:
+        body = await self._body(request)
+        self._set_namespace(body, info, namespace)
+        obj = self.store.create(info.plural, body, dry_run=self._dry_run(request))
+        return self._respond(request, info, obj, 201)
+
+    async def _update(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,
+                      sub: str | None) -> web.Response:
+        body = await self._body(request)
+        self._set_namespace(body, info, namespace)
+        if body["metadata"].get("name", name) != name:
+            raise BadRequest(f"the name of the object ({body['metadata'].get('name')}) does not match the name on "
+                             f"the URL ({name})")
+        body["metadata"]["name"] = name
+        obj = self.store.update(info.plural, body, sub, dry_run=self._dry_run(request))
+        return self._respond(request, info, obj)
+
+    async def _patch(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,
+                     sub: str | None) -> web.Response:
+        ctype = request.content_type
+        if ctype not in patches.PATCH_TYPES:
+            raise UnsupportedMediaType(f"the body of the request was in an unknown format - accepted media types "
+                                       f"include: {', '.join(patches.PATCH_TYPES)}")
+        raw = await request.read()
+        try:
+            body = yaml.safe_load(raw) if ctype == patches.APPLY else json.loads(raw or b"null")
+        except (ValueError, yaml.YAMLError) as e:
+            raise BadRequest(f"the patch is not valid {'YAML' if ctype == patches.APPLY else 'JSON'}: {e}") from e
+        if ctype == patches.APPLY and not request.query.get("fieldManager"):
+            raise BadRequest("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests")
+        existed = True
+        if ctype == patches.APPLY:
+            try:
+                self.store.get(info.plural, namespace, name)
+            except NotFound:
+                existed = False
+        obj = self.store.patch(info.plural, namespace, name, ctype, body, sub,
+                               field_manager=request.query.get("fieldManager"), dry_run=self._dry_run(request))
+        return self._respond(request, info, obj, 200 if existed else 201)
+
+    async def _delete(self, request: web.Request, info: ResourceInfo, namespace: str | None,
+                      name: str) -> web.Response:
+        raw = await request.read()
+        opts: dict[str, Any] = {}
+        if raw.strip():
+            try:
+                opts = json.loads(raw)
+            except ValueError as e:
+                raise BadRequest(f"the DeleteOptions body is not valid JSON: {e}") from e
+        pre = opts.get("preconditions") or {}
+        obj = self.store.delete(info.plural, namespace, name, uid=pre.get("uid"),
+                                resource_version=pre.get("resourceVersion"),
+                                propagation=opts.get("propagationPolicy") or request.query.get("propagationPolicy"),
+                                dry_run=self._dry_run(request, opts))
+        pending = bool(obj["metadata"].get("finalizers")) and bool(obj["metadata"].get("deletionTimestamp"))
+        return self._respond(request, info, obj, 202 if pending else 200)
+
+    def _delete_collection(self, request: web.Request, info: ResourceInfo, namespace: str | None) -> web.Response:
+        items = self.store.delete_collection(info.plural, namespace, request.query.get("labelSelector", ""),
+                                             request.query.get("fieldSelector", ""),
+                                             dry_run=self._dry_run(request))
+        return _json({"kind": info.list_kind, "apiVersion": info.api_version,
+                      "metadata": {"resourceVersion": self.store.resource_version}, "items": items})
+
+    async def _bind(self, request: web.Request, namespace: str, name: str) -> web.Response:
+        body = await self._body(request)
+        node = ((body or {}).get("target") or {}).get("name") or ""
+        self.store.bind_pod(namespace, name, node)
+        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+
+    async def _watch(self, request: web.Request, info: ResourceInfo, namespace: str | None) -> web.StreamResponse:
+        q = request.query
+        label_selector, field_selector = q.get("labelSelector", ""), q.get("fieldSelector", "")
+        parse_label_selector(label_selector)  # reject bad selectors with 400 before the stream starts
+        parse_field_selector(field_selector, info)
+        try:
+            timeout = float(q.get("timeoutSeconds") or _DEFAULT_WATCH_TIMEOUT)
+        except ValueError:
+            raise BadRequest(f"invalid timeoutSeconds {q.get('timeoutSeconds')!r}") from None
+        as_table = _wants_table(request)
+        include = q.get("includeObject", "Metadata")
+        task = asyncio.current_task()
+        assert task is not None
+        self._watches.add(task)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
+                                                       "Cache-Control": "no-cache, private"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        events = self.store.watch(info.plural, namespace, q.get("resourceVersion"),
+                                  label_selector=label_selector, field_selector=field_selector,
+                                  bookmark_interval=self.bookmark_interval if _truthy(q.get("allowWatchBookmarks"))
+                                  else None)
+        try:
+            async with asyncio.timeout(timeout):
+                async for ev in events:
+                    if as_table and ev["type"] != "BOOKMARK":
+                        ev = {"type": ev["type"], "object": tables.table(
+                            info.plural, [ev["object"]], ev["object"]["metadata"].get("resourceVersion", ""),
+                            include)}
+                    await resp.write(json.dumps(ev).encode() + b"\n")
+        except ApiError as e:
+            await resp.write(json.dumps({"type": "ERROR", "object": e.status()}).encode() + b"\n")
+        except (TimeoutError, asyncio.CancelledError, ConnectionResetError):
+            pass
+        finally:
+            await events.aclose()
+            self._watches.discard(task)
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
+            await resp.write_eof()
+        return resp
+
+
+class EmbeddedApiServer:
+    """HTTPS API server on loopback; ``start()`` runs it on its own event loop in a background thread.
+
+    ``state_dir`` receives ``ca.crt``, ``server.crt``, ``server.key`` and (unless ``kubeconfig_path`` is given)
+    ``kubeconfig``; without it a temporary directory is used and removed by ``stop()``.
+    """
+
+    def __init__(self, profile: str = "1.37", host: str = "127.0.0.1", port: int = 0,
+                 state_dir: Path | None = None, *, feature_gates: Mapping[str, bool] | None = None,
+                 kubeconfig_path: Path | None = None, token: str | None = None, store: Store | None = None,
+                 history_size: int = 1000, bookmark_interval: float = 1.0) -> None:
+        if not _is_loopback(host):
+            raise ValueError(f"the embedded API server binds to loopback only; got host {host!r} "
+                             "(use 127.0.0.1)")
+        self.host = "127.0.0.1" if host == "localhost" else host
+        self.port = port
+        self.store = store or Store(profile, feature_gates, history_size=history_size)
+        self.token = token or secrets.token_urlsafe(32)
+        self._own_dir = state_dir is None
+        self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="snn-dra-apiserver-"))
+        self.kubeconfig_path = Path(kubeconfig_path) if kubeconfig_path else self.state_dir / "kubeconfig"
+        self.bookmark_interval = bookmark_interval
+        self.ca_pem = b""
+        self._api: ApiServerApp | None = None
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    # -- async hosting -----------------------------------------------------------------------------------------
+
+    async def start_async(self) -> None:
+        """Bind, write the kubeconfig, and serve on the running loop."""
+        cert = generate_serving_cert(self.state_dir / "pki")
+        self.ca_pem = cert.ca_pem
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert.cert_path, cert.key_path)
+        self._api = ApiServerApp(self.store, self.token, self.bookmark_interval)
+        self._runner = web.AppRunner(self._api.app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        self._api.address = f"{self.host}:{self.port}"
+        write_kubeconfig(self.kubeconfig_path, self.url, self.ca_pem, self.token)
+
+    async def stop_async(self) -> None:
+        if self._api is not None:
+            await self._api.cancel_watches()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def serve(self) -> None:
+        """Serve until cancelled (for callers that own an event loop)."""
+        await self.start_async()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop_async()
+
+    # -- threaded hosting --------------------------------------------------------------------------------------
+
+    def start(self) -> EmbeddedApiServer:
+        if self._thread is not None:
+            raise RuntimeError("the embedded API server is already running")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start_async())
+            except BaseException as e:  # handed to the starting thread
+                failure.append(e)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop_async())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="snn-dra-apiserver", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._thread = None
+            self._loop = None
+        if self._own_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedApiServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
