@@ -38,6 +38,7 @@ from snn_dra.driver.plugin.sockets import (
     DEFAULT_PLUGIN_DIR,
     DEFAULT_REGISTRY_DIR,
     DRIVER_NAME,
+    SocketIdentity,
     SocketPaths,
     ensure_dir,
     remove_own_socket,
@@ -83,7 +84,7 @@ class PluginServer:
         self.registration = RegistrationServicer(config.driver_name, self.paths.dra, config.supported_versions)
         self._dra_server: grpc.aio.Server | None = None
         self._reg_server: grpc.aio.Server | None = None
-        self._identities: dict[Path, tuple[int, int] | None] = {}
+        self._identities: dict[Path, SocketIdentity | None] = {}
 
     def ready_line(self) -> str:
         return f"ready: dra={self.paths.dra} registration={self.paths.registration}"

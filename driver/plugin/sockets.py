@@ -19,7 +19,9 @@ DEFAULT_PLUGIN_DIR = Path("/var/lib/kubelet/plugins") / DRIVER_NAME
 DEFAULT_REGISTRY_DIR = Path("/var/lib/kubelet/plugins_registry")
 LOCK_FILE_NAME = "serialize.lock"
 UNIX_PATH_MAX = 108
-"""Bytes available in ``sockaddr_un.sun_path`` on Linux; the kubelet library compares full path lengths to it."""
+"""Bytes in ``sockaddr_un.sun_path`` on Linux; the Go library picks registration names against this length."""
+GRPC_UNIX_PATH_MAX = 107
+"""gRPC core also needs the terminating NUL in ``sun_path``, so it binds paths of at most 107 bytes."""
 
 
 class SocketPathError(ValueError):
@@ -72,10 +74,10 @@ def socket_paths(
         lock=plugin / LOCK_FILE_NAME,
     )
     for path in (paths.dra, paths.registration):
-        if len(os.fsencode(str(path))) > UNIX_PATH_MAX:
+        if len(os.fsencode(str(path))) > GRPC_UNIX_PATH_MAX:
             raise SocketPathError(
-                f"socket path {path} is {len(os.fsencode(str(path)))} bytes, over the {UNIX_PATH_MAX}-byte unix socket "
-                "limit: use a shorter --plugin-dir/--registry-dir"
+                f"socket path {path} is {len(os.fsencode(str(path)))} bytes, over the {GRPC_UNIX_PATH_MAX}-byte unix "
+                "socket limit: use a shorter --plugin-dir/--registry-dir"
             )
     return paths
 
@@ -103,16 +105,19 @@ def remove_stale_socket(path: Path) -> bool:
     return True
 
 
-def socket_identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of a socket file, so we only ever delete the socket we created ourselves."""
+SocketIdentity = tuple[int, int, int]
+
+
+def socket_identity(path: Path) -> SocketIdentity | None:
+    """(device, inode, ctime) of a socket file, so we only ever delete the socket we created ourselves."""
     try:
         st = path.lstat()
     except FileNotFoundError:
         return None
-    return (st.st_dev, st.st_ino)
+    return (st.st_dev, st.st_ino, st.st_ctime_ns)
 
 
-def remove_own_socket(path: Path, identity: tuple[int, int] | None) -> bool:
+def remove_own_socket(path: Path, identity: SocketIdentity | None) -> bool:
     """Remove ``path`` only if it is still the file we bound (another instance may have replaced it)."""
     if identity is None or socket_identity(path) != identity:
         return False

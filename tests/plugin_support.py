@@ -1,0 +1,186 @@
+"""Helpers for the plugin and kubelet-emulation tests: an in-process server runner, gRPC clients built from the
+generated code (as a kubelet would dial), the real plugin process, and a fixed-result Preparer test double."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from snn_dra.driver.plugin.server import PluginConfig, PluginServer
+
+
+@dataclass(frozen=True)
+class Dev:
+    requests: tuple[str, ...]
+    pool: str
+    device: str
+    cdi_device_ids: tuple[str, ...]
+    share_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    devices: tuple[Dev, ...] = ()
+    error: str = ""
+
+
+@dataclass
+class FixedPreparer:
+    """Returns preset results per claim UID and records what it was called with (a test double, not shipped)."""
+
+    results: dict[str, Result] = field(default_factory=dict)
+    unprepare_errors: dict[str, str] = field(default_factory=dict)
+    calls: list[tuple[str, list[str]]] = field(default_factory=list)
+    hook: Callable[[str], None] | None = None
+    raise_on_prepare: BaseException | None = None
+
+    def prepare(self, claims: Sequence[Any]) -> Mapping[str, Result]:
+        self.calls.append(("prepare", [c.uid for c in claims]))
+        if self.hook:
+            self.hook("prepare")
+        if self.raise_on_prepare is not None:
+            raise self.raise_on_prepare
+        return {c.uid: self.results[c.uid] for c in claims if c.uid in self.results}
+
+    def unprepare(self, claims: Sequence[Any]) -> Mapping[str, str]:
+        self.calls.append(("unprepare", [c.uid for c in claims]))
+        if self.hook:
+            self.hook("unprepare")
+        return {c.uid: self.unprepare_errors.get(c.uid, "") for c in claims}
+
+
+@contextlib.contextmanager
+def short_dir() -> Iterator[Path]:
+    """A fresh directory with a short path: pytest's tmp_path can push socket paths past the 107-byte limit."""
+    path = Path(tempfile.mkdtemp(prefix="snn-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class LoopThread:
+    """An asyncio loop in a background thread, so sync gRPC clients can call servers running on it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+@contextlib.contextmanager
+def running_server(
+    tmp: Path, preparer: Any, provider: Any = None, pod_uid: str | None = None, health_interval: float = 10.0
+) -> Iterator[PluginServer]:
+    lt = LoopThread()
+    config = PluginConfig(
+        plugin_dir=tmp / "plugins" / "snn.dra.dev",
+        registry_dir=tmp / "plugins_registry",
+        pod_uid=pod_uid,
+        health_interval=health_interval,
+        stop_grace_seconds=2,
+    )
+    server = PluginServer(config, preparer, provider)
+    lt.run(server.start())
+    server._test_loop = lt  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        lt.run(server.stop())
+        lt.close()
+
+
+def channel(path: Path) -> grpc.Channel:
+    return grpc.insecure_channel(f"unix://{path}")
+
+
+@dataclass
+class PluginProcess:
+    proc: subprocess.Popen[str]
+    dra: Path
+    registration: Path
+    plugin_dir: Path
+    registry_dir: Path
+    log: Path
+
+    def terminate(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+def _read_ready(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("plugin process did not print its ready line")
+        ready, _, _ = select.select([proc.stdout], [], [], remaining)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"plugin process exited early with status {proc.wait()}")
+            if line.startswith("ready: "):
+                return line.strip()
+
+
+@contextlib.contextmanager
+def plugin_process(tmp: Path, *extra: str, plugin_dir: Path | None = None, registry_dir: Path | None = None,
+                   env: Mapping[str, str] | None = None) -> Iterator[PluginProcess]:  # fmt: skip
+    plugin_dir = plugin_dir or tmp / "plugins" / "snn.dra.dev"
+    registry_dir = registry_dir or tmp / "plugins_registry"
+    kubeconfig = tmp / "kubeconfig"
+    kubeconfig.touch()
+    args = [
+        sys.executable, "-c", "from snn_dra.driver.cli import main; main()", "kubelet-plugin",
+        "--node-name", "node-a", "--kubeconfig", str(kubeconfig),
+        "--plugin-dir", str(plugin_dir), "--registry-dir", str(registry_dir), "--cdi-dir", str(tmp / "cdi"),
+        *extra,
+    ]  # fmt: skip
+    full_env = {k: v for k, v in os.environ.items() if k not in ("NODE_NAME", "POD_UID", "KUBECONFIG")}
+    full_env.update(env or {})
+    log = (tmp / "plugin.log").open("a")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=full_env)
+    try:
+        line = _read_ready(proc, 60)
+        parts = dict(p.split("=", 1) for p in line.removeprefix("ready: ").split())
+        yield PluginProcess(
+            proc, Path(parts["dra"]), Path(parts["registration"]), plugin_dir, registry_dir, tmp / "plugin.log"
+        )
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        log.close()
