@@ -1,0 +1,126 @@
+"""Thin helpers over kubectl for the kind e2e suite.
+
+The suite drives the cluster the way a user does (kubectl with the caller's KUBECONFIG), so what it
+proves is what an operator would see. Waits poll a condition until a deadline; nothing sleeps a
+fixed time and hopes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DRIVER = "snn.dra.dev"
+DRIVER_NAMESPACE = "snn-dra"
+DAEMONSET = "snn-dra-kubelet-plugin"
+PLUGIN_SELECTOR = "app.kubernetes.io/name=snn-dra,app.kubernetes.io/component=kubelet-plugin"
+IMAGE = "ghcr.io/snn-dra/snn-dra:dev"
+"""The driver image doubles as the workload image: it is already on the kind nodes, so no pull is needed."""
+
+T = TypeVar("T")
+
+
+class KubectlError(RuntimeError):
+    """kubectl exited non-zero; the message carries its command line and stderr."""
+
+
+def kubectl(*args: str, stdin: str | None = None, check: bool = True, timeout: float = 120) -> str:
+    proc = subprocess.run(["kubectl", *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise KubectlError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def get_json(*args: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(kubectl("get", *args, "-o", "json"))
+    return out
+
+
+def items(*args: str) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = get_json(*args).get("items", [])
+    return listed
+
+
+def apply(objects: list[dict[str, Any]] | dict[str, Any]) -> None:
+    docs = objects if isinstance(objects, list) else [objects]
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+
+
+def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 120, interval: float = 1.0) -> T:
+    """Return probe()'s first truthy result; fail with ``what`` and the last error after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while True:
+        try:
+            result = probe()
+            if result:
+                return result
+        except (KubectlError, KeyError, IndexError) as exc:
+            last_error = f" (last error: {exc})"
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{last_error}")
+        time.sleep(interval)
+
+
+def render(kustomization: str) -> list[dict[str, Any]]:
+    out = kubectl("kustomize", str(REPO / kustomization))
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def schedulable_nodes() -> list[str]:
+    """Nodes a workload pod can land on (kind's control plane carries a NoSchedule taint)."""
+    names = []
+    for node in items("nodes"):
+        taints = node.get("spec", {}).get("taints", [])
+        if not any(t.get("effect") in ("NoSchedule", "NoExecute") for t in taints):
+            names.append(node["metadata"]["name"])
+    return names
+
+
+def driver_slices(node: str | None = None) -> list[dict[str, Any]]:
+    selector = f"spec.driver={DRIVER}" + (f",spec.nodeName={node}" if node else "")
+    return items("resourceslices", "--field-selector", selector)
+
+
+def pool_devices(node: str) -> dict[str, dict[str, Any]]:
+    """Device name -> device JSON of the node's pool (newest generation only, as the allocator sees it)."""
+    slices = driver_slices(node)
+    if not slices:
+        return {}
+    newest = max(s["spec"]["pool"]["generation"] for s in slices)
+    return {
+        d["name"]: d for s in slices if s["spec"]["pool"]["generation"] == newest for d in s["spec"].get("devices", [])
+    }
+
+
+def attribute(device: dict[str, Any], name: str) -> Any:
+    value = device["attributes"][name]
+    return next(iter(value.values()))
+
+
+def plugin_pods(node: str | None = None) -> list[dict[str, Any]]:
+    args = ["pods", "-n", DRIVER_NAMESPACE, "-l", PLUGIN_SELECTOR]
+    if node:
+        args += ["--field-selector", f"spec.nodeName={node}"]
+    return items(*args)
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def claim_of(namespace: str, pod: str, pod_claim: str) -> dict[str, Any]:
+    """The ResourceClaim generated for ``pod``'s template claim ``pod_claim``."""
+    status = get_json("pod", "-n", namespace, pod).get("status", {})
+    for entry in status.get("resourceClaimStatuses", []):
+        if entry["name"] == pod_claim and entry.get("resourceClaimName"):
+            return get_json("resourceclaim", "-n", namespace, entry["resourceClaimName"])
+    raise KeyError(f"pod {namespace}/{pod} has no generated claim for {pod_claim!r} yet")
