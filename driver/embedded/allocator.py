@@ -511,7 +511,8 @@ class _Search:
             detail = ", ".join(f"{count} {why}" for why, count in counts.most_common())
             msg = f"{need}, found at most {n} of {len(cands)} matching devices usable together ({detail})"
         skipped = [
-            f"pool {p.id} is {'invalid: ' + p.invalid if p.invalid else 'incomplete'}"
+            f"pool {p.id} is " + (f"incomplete ({p.slices_seen} of {p.slice_count} slices)" if p.incomplete
+                                  else f"invalid: {p.invalid}")
             for p in self.pools.pools
             if not p.usable
         ]

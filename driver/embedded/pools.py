@@ -247,7 +247,7 @@ def build_node_pools(slices: Sequence[Mapping[str, Any]], node: Mapping[str, Any
             by_key.setdefault(entry.key, entry)
             if entry.binding:
                 pool.binding = True
-            for set_name, counters in entry.consumes.items():
+            for set_name, counters in entry.consumes.items() if not pool.incomplete else ():
                 known = pool.counter_sets.get(set_name)
                 if known is None or any(c not in known for c in counters):
                     pool.invalid = pool.invalid or (
