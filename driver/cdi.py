@@ -94,12 +94,16 @@ class CdiWriter:
         if not self.dir.is_dir():
             self.dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
+    @staticmethod
+    def _encode(spec: dict[str, Any]) -> bytes:
+        """Canonical bytes; re-validating also keeps a tampered checkpoint from smuggling in hooks or mounts."""
+        return json.dumps(spec_json(CdiSpec.model_validate(spec)), indent=2).encode() + b"\n"
+
     def write(self, claim_uid: str, spec: dict[str, Any]) -> Path:
         """Write (or replace) the claim's spec atomically, mode 0644."""
         path = self.path_for(claim_uid)
         self._ensure_dir()
-        data = json.dumps(spec, indent=2, sort_keys=False).encode() + b"\n"
-        atomic_write(path, data, SPEC_MODE)
+        atomic_write(path, self._encode(spec), SPEC_MODE)
         return path
 
     def write_many(self, specs: Sequence[tuple[str, dict[str, Any]]]) -> None:
@@ -108,8 +112,7 @@ class CdiWriter:
             return
         self._ensure_dir()
         for uid, spec in specs:
-            data = json.dumps(spec, indent=2).encode() + b"\n"
-            atomic_write(self.path_for(uid), data, SPEC_MODE, sync_dir=False)
+            atomic_write(self.path_for(uid), self._encode(spec), SPEC_MODE, sync_dir=False)
         fsync_dir(self.dir)
 
     def read(self, claim_uid: str) -> dict[str, Any] | None:

@@ -144,6 +144,7 @@ def make_preparer(
 ) -> Preparer:
     boot = tmp / "boot_id"
     if not boot.exists():
+        tmp.mkdir(parents=True, exist_ok=True)
         boot.write_text("boot-1\n")
     m = model or make_model()
     return Preparer(
