@@ -482,3 +482,109 @@ def check_list(
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """Treat a missing or non-object field as empty so validators can keep going after a type error."""
     return value if isinstance(value, Mapping) else {}
+
+
+# ---- feature gates by profile (docs/resource-api.md §3; default values) -------------------------------------
+
+_GATES_ON_FROM: dict[str, str | None] = {
+    "DRAPrioritizedList": "1.34",
+    "DRAAdminAccess": "1.34",
+    "DRAResourceClaimDeviceStatus": "1.34",
+    "DRADeviceTaints": "1.36",
+    "DRADeviceTaintRules": "1.37",
+    "DRAPartitionableDevices": "1.36",
+    "DRAConsumableCapacity": "1.36",
+    "DRADeviceBindingConditions": "1.36",
+    "DRAExtendedResource": "1.36",
+    "DRAListTypeAttributes": None,  # alpha, off by default
+}
+
+
+def _minor(profile: str) -> int:
+    return int(profile.split(".")[1])
+
+
+def gate_enabled(profile: str, gate: str) -> bool:
+    """Whether ``gate`` is on by default in Kubernetes ``profile`` ("1.34".."1.37")."""
+    since = _GATES_ON_FROM.get(gate)
+    return since is not None and _minor(profile) >= _minor(since)
+
+
+def gated(profile: str, gate: str, path: str, present: bool) -> list[FieldError]:
+    """A field set while its feature gate is off: the embedded API server rejects it (upstream drops it silently)."""
+    if not present or gate_enabled(profile, gate):
+        return []
+    return [
+        forbidden(
+            path,
+            f"requires the {gate} feature gate, which is off by default in Kubernetes {profile}; "
+            "remove the field or target a newer Kubernetes version",
+        )
+    ]
+
+
+# ---- taints and conditions (shared by slices, taint rules, claim status) ------------------------------------
+
+TAINT_EFFECTS = ("NoSchedule", "NoExecute", "None")
+_CONDITION_REASON_RE = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+
+
+def taint_effects(profile: str) -> list[str]:
+    """Effect ``None`` (report only) exists from 1.36 on."""
+    return list(TAINT_EFFECTS) if _minor(profile) >= 36 else ["NoSchedule", "NoExecute"]
+
+
+def validate_device_taint(taint: Any, path: str, profile: str) -> list[FieldError]:
+    """A DeviceTaint: key (label-key syntax), value (label-value syntax), effect."""
+    if not isinstance(taint, Mapping):
+        return [required(path, "a taint with key and effect is required")]
+    errs = validate_qualified_key(taint.get("key"), child(path, "key"), what="taint key")
+    if taint.get("value") not in (None, ""):
+        errs.extend(validate_label_value(taint["value"], child(path, "value")))
+    effect = taint.get("effect")
+    allowed = taint_effects(profile)
+    if not effect:
+        errs.append(required(child(path, "effect"), f"one of {', '.join(allowed)}"))
+    elif effect not in allowed:
+        errs.append(not_supported(child(path, "effect"), effect, allowed))
+    return errs
+
+
+def validate_conditions(value: Any, path: str, limit: int) -> list[FieldError]:
+    """metav1.Condition list: unique types, status True/False/Unknown, reason syntax, timestamps."""
+    conditions, errs = check_list(value, path, limit, "conditions")
+    seen: set[str] = set()
+    for i, cond in enumerate(conditions):
+        p = index(path, i)
+        if not isinstance(cond, Mapping):
+            errs.append(type_invalid(p, cond, "an object"))
+            continue
+        ctype = cond.get("type")
+        errs.extend(validate_qualified_key(ctype, child(p, "type"), what="condition type"))
+        if isinstance(ctype, str):
+            if ctype in seen:
+                errs.append(duplicate(child(p, "type"), ctype))
+            seen.add(ctype)
+        status = cond.get("status")
+        if status not in ("True", "False", "Unknown"):
+            errs.append(not_supported(child(p, "status"), status, ["True", "False", "Unknown"]))
+        reason = cond.get("reason")
+        if not reason:
+            errs.append(required(child(p, "reason"), "a CamelCase reason is required"))
+        elif not isinstance(reason, str) or len(reason) > 1024 or not _CONDITION_REASON_RE.match(reason):
+            errs.append(
+                invalid(
+                    child(p, "reason"),
+                    reason,
+                    "must be at most 1024 characters, start with a letter and contain only letters, digits, "
+                    "'_', ',' or ':' (e.g. 'DeviceReady')",
+                )
+            )
+        if isinstance(cond.get("message"), str) and len(cond["message"]) > 32768:
+            errs.append(too_long(child(p, "message"), cond["message"], 32768))
+        if not cond.get("lastTransitionTime"):
+            errs.append(required(child(p, "lastTransitionTime"), "an RFC 3339 timestamp is required"))
+        gen = cond.get("observedGeneration")
+        if isinstance(gen, int) and gen < 0:
+            errs.append(invalid(child(p, "observedGeneration"), gen, "must be greater than or equal to 0"))
+    return errs
