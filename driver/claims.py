@@ -93,7 +93,7 @@ class KubeClaimSource:
         self._retry = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_transient),
             stop=tenacity.stop_after_attempt(max_attempts) | tenacity.stop_after_delay(deadline_s),
-            wait=tenacity.wait_exponential_jitter(initial=initial_wait_s, max=max_wait_s),
+            wait=tenacity.wait_exponential_jitter(multiplier=initial_wait_s, max=max_wait_s, jitter=initial_wait_s),
             reraise=True,
         )
 
