@@ -1,0 +1,398 @@
+"""The embedded cluster's scheduler: claims for pending pods, device allocation, binding, and release.
+
+It plays three upstream parts at once, all against the in-process :class:`Store`:
+
+* the **resourceclaim controller**: creates a claim per ``resourceClaimTemplateName`` of a pod (name
+  ``<pod>-<claim>-<5 random>``, owned by the pod, annotated with the pod claim name) and records it in
+  ``pod.status.resourceClaimStatuses``; releases reservations of pods that are gone or finished, and
+  deallocates claims nobody reserves (generated claims then disappear through the store's owner-reference GC);
+* the **DRA scheduler plugin**: allocates every unallocated claim of a pod on the first node (by name) where
+  all of them fit, writes the finalizer ``resource.kubernetes.io/delete-protection`` and then
+  ``status.allocation`` + ``reservedFor`` through the status subresource;
+* the **binder**: sets ``spec.nodeName`` with a plain pod update (the store has no ``pods/binding``
+  subresource; nothing else in the embedded world cares about the difference) and the ``PodScheduled``
+  condition. A pod that fits nowhere gets ``PodScheduled=False``, reason ``Unschedulable``, with the
+  allocator's explanation per node, and a ``FailedScheduling`` Warning event when that message changes.
+
+Everything happens in :meth:`Scheduler.reconcile`, a level-triggered pass over the store's current state
+that writes only what differs, so running it again is harmless. :meth:`Scheduler.run` repeats the pass
+whenever a watched resource changes (no polling, no sleeps); the pass runs in a worker thread so a long
+allocation never stalls the API server's event loop (the store is thread-safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from snn_dra.driver.embedded.allocator import (
+    AllocationError,
+    AllocatorCache,
+    Unsatisfiable,
+    allocate_claims,
+)
+from snn_dra.driver.embedded.errors import ApiError, Gone, NotFound
+from snn_dra.driver.embedded.pools import node_selector_matches
+from snn_dra.driver.embedded.store import Store
+
+log = logging.getLogger(__name__)
+
+FINALIZER = "resource.kubernetes.io/delete-protection"
+POD_CLAIM_NAME_ANNOTATION = "resource.kubernetes.io/pod-claim-name"
+CLAIM_API_VERSION = "resource.k8s.io/v1"
+WATCHED = ("pods", "resourceclaims", "resourceclaimtemplates", "resourceslices", "deviceclasses", "nodes",
+           "namespaces", "devicetaintrules")
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+"""The alphabet the API server uses for generateName suffixes."""
+_MAX_BASE_LEN = 57
+"""63 minus the hyphen and 5 random characters, as upstream truncates ``<pod>-<claim>``."""
+
+Obj = dict[str, Any]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _ref(obj: Mapping[str, Any]) -> str:
+    m = _meta(obj)
+    return f"{m.get('namespace', '')}/{m.get('name', '')}"
+
+
+def _pod_done(pod: Mapping[str, Any]) -> bool:
+    """Upstream's notion of a pod that no longer needs its claims."""
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        return True
+    return bool(_meta(pod).get("deletionTimestamp")) and not (pod.get("spec") or {}).get("nodeName")
+
+
+@dataclass
+class ReconcileReport:
+    """What one pass did, for tests, logs and the benchmark."""
+
+    scheduled: dict[str, str] = field(default_factory=dict)
+    """pod ns/name -> node."""
+    unschedulable: dict[str, str] = field(default_factory=dict)
+    """pod ns/name -> why."""
+    released: list[str] = field(default_factory=list)
+    """claims whose reservation or allocation was dropped (ns/name)."""
+    created_claims: list[str] = field(default_factory=list)
+
+
+class _PodProblemError(Exception):
+    """The pod cannot be scheduled for a reason outside the allocator (missing claim or template)."""
+
+
+class Scheduler:
+    """Schedules pending pods of one :class:`Store` and releases claims of finished pods."""
+
+    def __init__(self, store: Store, *, cache: AllocatorCache | None = None, timeout: float = 10.0) -> None:
+        self.store = store
+        self.cache = cache or AllocatorCache()
+        self.timeout = timeout
+
+    # -- the pass ---------------------------------------------------------------------------------
+
+    def reconcile(self) -> ReconcileReport:
+        report = ReconcileReport()
+        pods = self.store.list("pods")
+        self._release(pods, report)
+        pending = [
+            p for p in pods
+            if not (p.get("spec") or {}).get("nodeName")
+            and not _meta(p).get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase", "Pending") == "Pending"
+        ]
+        pending.sort(key=lambda p: (str(_meta(p).get("creationTimestamp", "")), _ref(p)))
+        for pod in pending:
+            try:
+                self._schedule(pod, report)
+            except ApiError as err:
+                # A concurrent write won: the event it produced triggers another pass.
+                log.info("scheduling pod %s deferred: %s", _ref(pod), err)
+        return report
+
+    # -- release ----------------------------------------------------------------------------------
+
+    def _release(self, pods: list[Obj], report: ReconcileReport) -> None:
+        live = {str(_meta(p).get("uid")) for p in pods if not _pod_done(p)}
+        for claim in self.store.list("resourceclaims"):
+            status = claim.get("status") or {}
+            reserved = list(status.get("reservedFor") or [])
+            keep = [r for r in reserved if r.get("resource") != "pods" or str(r.get("uid")) in live]
+            deleting = bool(_meta(claim).get("deletionTimestamp"))
+            if keep == reserved and (keep or not status.get("allocation")) and not (deleting and not keep):
+                continue
+            try:
+                self._release_claim(claim, keep, report)
+            except ApiError as err:
+                log.info("releasing claim %s deferred: %s", _ref(claim), err)
+
+    def _release_claim(self, claim: Obj, keep: list[Any], report: ReconcileReport) -> None:
+        status = dict(claim.get("status") or {})
+        changed = False
+        if keep != list(status.get("reservedFor") or []):
+            status["reservedFor"] = keep
+            changed = True
+        if not keep:
+            status.pop("reservedFor", None)
+            if status.get("allocation"):
+                status.pop("allocation", None)
+                status.pop("devices", None)
+                changed = True
+        if changed:
+            claim = self.store.update("resourceclaims", {**claim, "status": status}, subresource="status")
+            report.released.append(_ref(claim))
+        if not keep and FINALIZER in (_meta(claim).get("finalizers") or []):
+            meta = dict(_meta(claim))
+            meta["finalizers"] = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+            with contextlib.suppress(NotFound):  # gone once the last finalizer of a deleted claim goes
+                self.store.update("resourceclaims", {**claim, "metadata": meta})
+
+    # -- scheduling one pod -------------------------------------------------------------------------
+
+    def _schedule(self, pod: Obj, report: ReconcileReport) -> None:
+        ns = str(_meta(pod).get("namespace", ""))
+        try:
+            pod, claims = self._pod_claims(pod, report)
+        except _PodProblemError as err:
+            self._unschedulable(pod, str(err), report)
+            return
+        nodes = sorted(self.store.list("nodes"), key=lambda n: str(_meta(n).get("name", "")))
+        if not nodes:
+            self._unschedulable(pod, "0/0 nodes are available: no nodes registered", report)
+            return
+        pending_claims = [c for c in claims if not (c.get("status") or {}).get("allocation")]
+        allocated_here = [c for c in claims if (c.get("status") or {}).get("allocation")]
+        if pending_claims:
+            slices = self.store.list("resourceslices")
+            classes = self.store.list("deviceclasses")
+            all_claims = self.store.list("resourceclaims")
+            rules = self.store.list("devicetaintrules") if "devicetaintrules" in self.store.served else []
+            try:
+                ns_labels = dict(_meta(self.store.get("namespaces", None, ns)).get("labels") or {})
+            except NotFound:
+                ns_labels = {}
+        reasons: list[str] = []
+        for node in nodes:
+            node_name = str(_meta(node).get("name", ""))
+            misfit = next(
+                (c for c in allocated_here
+                 if (sel := ((c.get("status") or {}).get("allocation") or {}).get("nodeSelector"))
+                 and not node_selector_matches(sel, node)),
+                None,
+            )
+            if misfit is not None:
+                reasons.append(f"{node_name}: claim {_ref(misfit)} is allocated for another node")
+                continue
+            allocations: list[Obj] = []
+            if pending_claims:
+                try:
+                    allocations = allocate_claims(
+                        pending_claims,
+                        node_name=node_name,
+                        slices=slices,
+                        classes=classes,
+                        allocated_claims=[c for c in all_claims if (c.get("status") or {}).get("allocation")],
+                        namespace_labels=ns_labels,
+                        node=node,
+                        device_taint_rules=rules,
+                        cache=self.cache,
+                        timeout=self.timeout,
+                    )
+                except (Unsatisfiable, AllocationError) as err:
+                    reasons.append(f"{node_name}: {err}")
+                    continue
+            self._commit(pod, claims, pending_claims, allocations, node_name, report)
+            return
+        self._unschedulable(pod, f"0/{len(nodes)} nodes are available: " + "; ".join(reasons), report)
+
+    def _pod_claims(self, pod: Obj, report: ReconcileReport) -> tuple[Obj, list[Obj]]:
+        """The pod's claims (creating template claims as needed) and the pod with updated claim statuses."""
+        meta = _meta(pod)
+        ns, uid = str(meta.get("namespace", "")), str(meta.get("uid", ""))
+        statuses = {s.get("name"): s.get("resourceClaimName") for s in (pod.get("status") or {}).get(
+            "resourceClaimStatuses") or []}
+        claims: list[Obj] = []
+        new_statuses: list[dict[str, Any]] = []
+        owned: list[Obj] | None = None
+        for entry in (pod.get("spec") or {}).get("resourceClaims") or []:
+            pod_claim = str(entry.get("name", ""))
+            if entry.get("resourceClaimName"):
+                name = str(entry["resourceClaimName"])
+                try:
+                    claim = self.store.get("resourceclaims", ns, name)
+                except NotFound:
+                    raise _PodProblemError(f'resourceclaim "{name}" not found') from None
+            elif entry.get("resourceClaimTemplateName"):
+                if owned is None:
+                    owned = [c for c in self.store.list("resourceclaims", ns)
+                             if any(r.get("uid") == uid and r.get("controller")
+                                    for r in _meta(c).get("ownerReferences") or [])]
+                found = [c for c in owned if _meta(c).get("name") == statuses.get(pod_claim)] or [
+                    c for c in owned
+                    if (_meta(c).get("annotations") or {}).get(POD_CLAIM_NAME_ANNOTATION) == pod_claim
+                ]
+                if found:
+                    claim = found[0]
+                else:
+                    claim = self._claim_from_template(pod, pod_claim, str(entry["resourceClaimTemplateName"]))
+                    report.created_claims.append(_ref(claim))
+                new_statuses.append({"name": pod_claim, "resourceClaimName": _meta(claim).get("name")})
+            else:
+                raise _PodProblemError(f"pod claim {pod_claim} names neither a claim nor a template")
+            if _meta(claim).get("deletionTimestamp"):
+                raise _PodProblemError(f'resourceclaim "{_meta(claim).get("name")}" is being deleted')
+            claims.append(claim)
+        if new_statuses and new_statuses != (pod.get("status") or {}).get("resourceClaimStatuses"):
+            status = dict(pod.get("status") or {})
+            status["resourceClaimStatuses"] = new_statuses
+            pod = self.store.update("pods", {**pod, "status": status}, subresource="status")
+        return pod, claims
+
+    def _claim_from_template(self, pod: Obj, pod_claim: str, template_name: str) -> Obj:
+        meta = _meta(pod)
+        ns = str(meta.get("namespace", ""))
+        try:
+            template = self.store.get("resourceclaimtemplates", ns, template_name)
+        except NotFound:
+            raise _PodProblemError(f'resourceclaimtemplate "{template_name}" not found') from None
+        tspec = template.get("spec") or {}
+        tmeta = tspec.get("metadata") or {}
+        base = f"{meta.get('name')}-{pod_claim}"[:_MAX_BASE_LEN]
+        annotations = dict(tmeta.get("annotations") or {})
+        annotations[POD_CLAIM_NAME_ANNOTATION] = pod_claim
+        body: Obj = {
+            "apiVersion": CLAIM_API_VERSION,
+            "kind": "ResourceClaim",
+            "metadata": {
+                "name": f"{base}-{''.join(secrets.choice(_NAME_CHARS) for _ in range(5))}",
+                "namespace": ns,
+                "annotations": annotations,
+                "ownerReferences": [{
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": meta.get("name"),
+                    "uid": meta.get("uid"),
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }],
+            },
+            "spec": tspec.get("spec") or {},
+        }
+        if tmeta.get("labels"):
+            body["metadata"]["labels"] = dict(tmeta["labels"])
+        return self.store.create("resourceclaims", body)
+
+    def _commit(self, pod: Obj, claims: list[Obj], pending: list[Obj], allocations: list[Obj], node_name: str,
+                report: ReconcileReport) -> None:
+        meta = _meta(pod)
+        me = {"resource": "pods", "name": meta.get("name"), "uid": meta.get("uid")}
+        fresh = {id(c): a for c, a in zip(pending, allocations, strict=True)}
+        for claim in claims:
+            allocation = fresh.get(id(claim))
+            if allocation is not None and FINALIZER not in (_meta(claim).get("finalizers") or []):
+                cmeta = dict(_meta(claim))
+                cmeta["finalizers"] = [*(cmeta.get("finalizers") or []), FINALIZER]
+                claim = self.store.update("resourceclaims", {**claim, "metadata": cmeta})
+            status = dict(claim.get("status") or {})
+            reserved = list(status.get("reservedFor") or [])
+            if any(r.get("uid") == me["uid"] for r in reserved) and allocation is None:
+                continue
+            if allocation is not None:
+                status["allocation"] = allocation
+            if not any(r.get("uid") == me["uid"] for r in reserved):
+                reserved.append(me)
+            status["reservedFor"] = reserved
+            self.store.update("resourceclaims", {**claim, "status": status}, subresource="status")
+        pod = self.store.update("pods", {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node_name}})
+        self._set_condition(pod, {"type": "PodScheduled", "status": "True"})
+        self._event(pod, "Normal", "Scheduled", f"Successfully assigned {_ref(pod)} to {node_name}")
+        report.scheduled[_ref(pod)] = node_name
+
+    def _unschedulable(self, pod: Obj, message: str, report: ReconcileReport) -> None:
+        report.unschedulable[_ref(pod)] = message
+        if self._set_condition(pod, {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                     "message": message}):
+            self._event(pod, "Warning", "FailedScheduling", message)
+
+    def _event(self, pod: Obj, type_: str, reason: str, message: str) -> None:
+        """Record an Event as the default scheduler does (only on a change, so retries do not spam)."""
+        if "events" not in self.store.served:
+            return
+        meta = _meta(pod)
+        now = _now()
+        self.store.create("events", {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace")},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": meta.get("namespace"),
+                               "name": meta.get("name"), "uid": meta.get("uid")},
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "default-scheduler"},
+            "reportingComponent": "default-scheduler",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        })
+
+    def _set_condition(self, pod: Obj, condition: dict[str, Any]) -> bool:
+        """Set a pod condition; False (and no write) when it is already so."""
+        status = dict(pod.get("status") or {})
+        conditions = [dict(c) for c in status.get("conditions") or []]
+        old = next((c for c in conditions if c.get("type") == condition["type"]), None)
+        if old is not None and all(old.get(k) == v for k, v in condition.items()):
+            return False  # unchanged: writing it again would only wake every watcher
+        transition = _now() if old is None or old.get("status") != condition["status"] else old.get(
+            "lastTransitionTime", _now())
+        new = {**condition, "lastProbeTime": None, "lastTransitionTime": transition}
+        conditions = [c for c in conditions if c.get("type") != condition["type"]] + [new]
+        status["conditions"] = conditions
+        self.store.update("pods", {**pod, "status": status}, subresource="status")
+        return True
+
+    # -- the loop ---------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Reconcile now and again after every change to a watched resource, until cancelled."""
+        wake = asyncio.Event()
+        served = [r for r in WATCHED if r in self.store.served]
+
+        async def pump(resource: str, since: str) -> None:
+            while True:
+                try:
+                    async for _event in self.store.watch(resource, resource_version=since):
+                        wake.set()
+                except Gone:
+                    since = self.store.resource_version  # history compacted: re-sync via a full pass
+                    wake.set()
+
+        since = self.store.resource_version
+        pumps = [asyncio.create_task(pump(r, since), name=f"scheduler-watch-{r}") for r in served]
+        try:
+            wake.set()
+            while True:
+                await wake.wait()
+                wake.clear()
+                try:
+                    await asyncio.to_thread(self.reconcile)
+                except Exception:  # a bug in one pass must not stop scheduling for good
+                    log.exception("scheduler pass failed; retrying on the next change")
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
