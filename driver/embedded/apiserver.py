@@ -157,6 +157,10 @@ class ApiServerApp:
         if not rest or len(rest) > 3:
             raise NotFound.path(request.path)
         plural = rest[0]
+        if plural == "bindings" and group == "" and namespace and len(rest) == 1 and request.method == "POST":
+            body = await self._body(request)
+            return await self._bind(request, namespace, str(((body or {}).get("metadata") or {}).get("name", "")),
+                                    body)
         info = RESOURCES.get(plural)
         if info is None or info.group != group or plural not in self.store.served:
             raise NotFound.path(request.path)
@@ -307,8 +311,9 @@ class ApiServerApp:
         return _json({"kind": info.list_kind, "apiVersion": info.api_version,
                       "metadata": {"resourceVersion": self.store.resource_version}, "items": items})
 
-    async def _bind(self, request: web.Request, namespace: str, name: str) -> web.Response:
-        body = await self._body(request)
+    async def _bind(self, request: web.Request, namespace: str, name: str, body: Any = None) -> web.Response:
+        if body is None:
+            body = await self._body(request)
         node = ((body or {}).get("target") or {}).get("name") or ""
         self.store.bind_pod(namespace, name, node)
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)

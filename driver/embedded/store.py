@@ -40,6 +40,7 @@ Obj = dict[str, Any]
 ObjList = list[Obj]
 Validator = Callable[[Mapping[str, Any], Mapping[str, Any] | None, str], list[FieldError]]
 
+BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")  # as a new cluster has
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # upstream generateName alphabet (no vowels, no confusables)
 
 
@@ -109,7 +110,8 @@ class Store:
     """
 
     def __init__(self, profile: str = "1.37", feature_gates: Mapping[str, bool] | None = None,
-                 history_size: int = 1000, validator: Validator | None = None) -> None:
+                 history_size: int = 1000, validator: Validator | None = None,
+                 namespaces: tuple[str, ...] = BOOTSTRAP_NAMESPACES) -> None:
         self.profile: Profile = resolve_profile(profile, feature_gates)
         self._served = frozenset({r for r, i in RESOURCES.items() if i.group != RESOURCE_GROUP}
                                  | served_resources(self.profile))
@@ -122,6 +124,8 @@ class Store:
         self._compacted = 0  # newest resourceVersion no longer in the history
         self._subs: list[_Subscriber] = []
         self._validator = validator
+        for ns in namespaces:
+            self.create("namespaces", {"metadata": {"name": ns}})
 
     # -- introspection -----------------------------------------------------------------------------------------
 
