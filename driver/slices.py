@@ -75,6 +75,8 @@ def quantity(value: int, binary: bool = False) -> str:
     """A whole number as the API server's canonical Quantity (1000 -> ``1k``, 131072 bytes -> ``128Ki``)."""
     if value == 0:
         return "0"
+    if binary and -1024 < value < 1024:
+        binary = False  # the API server prints small binary amounts in decimal form
     base, suffixes = (1024, _BINARY_SUFFIXES) if binary else (1000, _DECIMAL_SUFFIXES)
     sign = "-" if value < 0 else ""
     n, i = abs(value), 0
