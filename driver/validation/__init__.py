@@ -1,1 +1,61 @@
-"""The upstream resource.k8s.io/v1 validation rules, shared by the slice builder and the embedded API server."""
+"""The upstream resource.k8s.io/v1 validation rules, shared by the slice builder and the embedded API server.
+
+``validate_object`` runs the structural schema check of the profile's Kubernetes version (kubernetes-validate,
+strict) and then the kind's semantic rules, returning every problem as a FieldError with an upstream-style path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from snn_dra.driver.validation.errors import CauseType, FieldError, ObjectInvalidError
+from snn_dra.driver.validation.structural import PROFILES, validate_structure
+
+Validator = Callable[[Mapping[str, Any], "Mapping[str, Any] | None", str], list[FieldError]]
+
+
+def _validators() -> dict[str, Validator]:
+    # Imported lazily: the kind modules import common.py from this package, which must not import them back.
+    from snn_dra.driver.validation.claims import validate_resource_claim, validate_resource_claim_template
+    from snn_dra.driver.validation.classes import validate_device_class
+    from snn_dra.driver.validation.resourceslice import validate_resource_slice
+    from snn_dra.driver.validation.taintrules import validate_device_taint_rule
+
+    table: dict[str, Validator] = {
+        "DeviceClass": validate_device_class,
+        "ResourceClaim": validate_resource_claim,
+        "ResourceClaimTemplate": validate_resource_claim_template,
+        "DeviceTaintRule": validate_device_taint_rule,
+        "ResourceSlice": validate_resource_slice,
+    }
+    return table
+
+
+def validate_object(obj: Mapping[str, Any], old: Mapping[str, Any] | None, profile: str) -> list[FieldError]:
+    """All FieldErrors of a resource.k8s.io object (create: ``old`` None; update: the stored object).
+
+    ``profile`` is the Kubernetes minor version the embedded cluster emulates ("1.34".."1.37"); it selects the
+    schema, the limits that changed between versions and the feature gates that are on by default.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown Kubernetes profile {profile!r}; use one of {', '.join(PROFILES)}")
+    errors = validate_structure(obj, profile)
+    if any(e.field == "apiVersion" for e in errors):
+        return errors
+    kind = str(obj.get("kind", ""))
+    validator = _validators().get(kind)
+    if validator is None:
+        errors.append(
+            FieldError(
+                CauseType.NOT_SUPPORTED, "kind", f"Unsupported value: {kind!r}: no validation rules for this kind"
+            )
+        )
+        return errors
+    # One report per field: a schema error (wrong type, unknown field) already says what is wrong there.
+    schema_fields = {e.field for e in errors}
+    errors.extend(e for e in validator(obj, old, profile) if e.field not in schema_fields)
+    return errors
+
+
+__all__ = ["CauseType", "FieldError", "ObjectInvalidError", "validate_object"]
