@@ -107,13 +107,27 @@ class CdiWriter:
         return path
 
     def write_many(self, specs: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Write several specs with one directory fsync at the end (batch prepare)."""
+        """Write several specs atomically but without fsync (batch prepare).
+
+        Durability comes from the checkpoint instead: it holds each spec's exact content, a spec that is
+        missing or damaged is rewritten on the next Prepare, and all are rewritten after a reboot. The
+        dynamic CDI dir is normally tmpfs, where fsync buys nothing anyway.
+        """
         if not specs:
             return
         self._ensure_dir()
         for uid, spec in specs:
-            atomic_write(self.path_for(uid), self._encode(spec), SPEC_MODE, sync_dir=False)
-        fsync_dir(self.dir)
+            atomic_write(self.path_for(uid), self._encode(spec), SPEC_MODE, sync_dir=False, sync_file=False)
+
+    def orphans(self, known: set[str]) -> list[str]:
+        """UIDs of this driver's spec files in the dir that ``known`` does not list."""
+        prefix = f"{VENDOR}-{CDI_CLASS}_"
+        out = []
+        for path in self.dir.glob(f"{prefix}*.json") if self.dir.is_dir() else ():
+            uid = path.name[len(prefix) : -len(".json")]
+            if UID_RE.match(uid) and uid not in known:
+                out.append(uid)
+        return sorted(out)
 
     def read(self, claim_uid: str) -> dict[str, Any] | None:
         """The spec on disk, or None if missing or unreadable (then it gets rewritten)."""

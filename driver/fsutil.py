@@ -22,15 +22,19 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int, *, sync_dir: bool = True) -> None:
-    """Replace ``path`` with ``data`` atomically; ``mode`` is applied regardless of the umask."""
+def atomic_write(path: Path, data: bytes, mode: int, *, sync_dir: bool = True, sync_file: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically; ``mode`` is applied regardless of the umask.
+
+    Readers never see a partial file either way; the fsyncs only add durability across a power loss.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync_file:
+                os.fsync(fh.fileno())
         Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

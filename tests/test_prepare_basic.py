@@ -234,3 +234,28 @@ def test_checkpoint_records_completed_claim(tmp_path: Path) -> None:
     assert entry["namespace"] == "default" and entry["name"] == "c1"
     assert entry["devices"][0]["cdiDeviceIDs"] == [f"snn.dra.dev/snn={c['metadata']['uid']}-n1-c0"]
     assert len(entry["configHash"]) == 64
+
+
+def test_batch_lookup_budget_turns_a_hung_read_into_a_claim_error(tmp_path: Path) -> None:
+    import threading
+
+    fast = claim("fast", results=[result("n1-c0")])
+    slow = claim("slow", results=[result("n1-c1")])
+    release = threading.Event()
+
+    class HangingSource(FakeClaimSource):
+        def get(self, namespace: str, name: str) -> dict:  # type: ignore[override]
+            if name == "slow":
+                release.wait(10)
+            return super().get(namespace, name)  # type: ignore[return-value]
+
+    p = make_preparer(tmp_path, HangingSource(fast, slow))
+    p._budget = 0.2
+    try:
+        out = p.prepare([ref(slow), ref(fast)])
+    finally:
+        release.set()
+    assert out[fast["metadata"]["uid"]].error == ""
+    assert (
+        "lookup budget" in out[slow["metadata"]["uid"]].error and "default/slow" in out[slow["metadata"]["uid"]].error
+    )

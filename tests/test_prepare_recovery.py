@@ -156,3 +156,17 @@ def test_corrupt_checkpoint_is_reported_and_prepare_goes_on(tmp_path: Path, capl
     assert list((tmp_path / "state").glob("checkpoint.json.corrupt-*"))
     assert any("is corrupt" in r.getMessage() and "checkpoint.json" in r.getMessage() for r in caplog.records)
     assert _ckpt(tmp_path)["claims"][a["metadata"]["uid"]]["state"] == "PrepareCompleted"
+
+
+def test_reboot_removes_specs_of_claims_the_checkpoint_does_not_know(tmp_path: Path) -> None:
+    a = claim("a", results=[result("n1-c1")])
+    src = FakeClaimSource(a)
+    make_preparer(tmp_path, src).prepare([ref(a)])
+    orphan = tmp_path / "cdi" / "snn.dra.dev-snn_5f1e5c3a-2d4f-4a6b-8c9d-0e1f2a3b4c5d.json"
+    orphan.write_text((tmp_path / "cdi" / f"snn.dra.dev-snn_{a['metadata']['uid']}.json").read_text())
+    foreign = tmp_path / "cdi" / "vendor.example-gpu_x.json"
+    foreign.write_text("{}")
+    (tmp_path / "boot_id").write_text("boot-2\n")
+    make_preparer(tmp_path, src).prepare([ref(a)])
+    assert not orphan.exists()
+    assert foreign.exists()  # other drivers' files are never touched
