@@ -119,6 +119,7 @@ def slices(
     if output == OutputFormat.JSON:
         typer.echo(json.dumps(as_list(built), indent=4))
     elif output == OutputFormat.YAML:
-        typer.echo(yaml.safe_dump(as_list(built), sort_keys=True, default_flow_style=False), nl=False)
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml is ~10x faster on big pools
+        typer.echo(yaml.dump(as_list(built), Dumper=dumper, sort_keys=True, default_flow_style=False), nl=False)
     else:
         render_table(built, Console())
