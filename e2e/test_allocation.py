@@ -43,7 +43,8 @@ def test_core_group_claim_reaches_the_container_with_its_config(namespace: str) 
     assert kube.attribute(device, "type") == "coreGroup"
 
     env = container_env(namespace, "job")
-    assert env.get(f"SNN_DRA_DEVICE_{results[0]['device'].upper().replace('-', '_')}") == results[0]["device"], env
+    device_var = "SNN_DRA_DEVICE_" + results[0]["device"].upper().replace("-", "_").replace(".", "_")
+    assert env.get(device_var) == results[0]["device"], env
     assert snn_values(env, "TYPE") == ["coreGroup"]
     assert snn_values(env, "NEURON_MODEL") == ["Izhikevich"]
     assert snn_values(env, "TIMESTEP_US") == ["250"]

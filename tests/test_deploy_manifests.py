@@ -10,6 +10,7 @@ socket, and the RBAC rules cover every API call the plugin makes (docs: kubelet-
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -536,3 +537,10 @@ def test_e2e_suite_fails_with_instructions_when_no_cluster_answers(tmp_path: Pat
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, output
     assert "no Kubernetes API server is reachable" in output and "hack/kind-up.sh" in output
     assert "skipped" not in output
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (REPO / "e2e").glob("*.py")))
+def test_e2e_modules_import(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The e2e suite never runs in the default CI job, so at least prove every module imports cleanly."""
+    monkeypatch.syspath_prepend(str(REPO))
+    importlib.import_module(f"e2e.{module}")
