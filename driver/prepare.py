@@ -22,7 +22,8 @@ A bad claim gets its own error text naming ``namespace/name``, the field and the
 rest of the batch proceeds. Only a failing checkpoint write fails the new claims of the batch.
 
 **Fault-injection steps** (``fault_hook(step)`` is called at each; a test hook may SIGKILL the process):
-:data:`FAULT_STEPS`.
+:data:`FAULT_STEPS`. :func:`fault_hook_from_env` builds the hook that kills the process at the step named in
+``$SNN_DRA_FAULT_STEP``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,12 +62,14 @@ from snn_dra.driver.model import ModelDevice
 
 __all__ = [
     "FAULT_STEPS",
+    "FAULT_STEP_ENV",
     "ClaimRef",
     "ClaimResult",
     "DeviceLookup",
     "FaultHook",
     "PreparedDevice",
     "Preparer",
+    "fault_hook_from_env",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,6 +95,29 @@ LOOKUP_WORKERS: Final = 8
 
 FaultHook = Callable[[str], None]
 DeviceLookup = Callable[[str], ModelDevice | None]
+
+
+FAULT_STEP_ENV: Final = "SNN_DRA_FAULT_STEP"
+
+
+def fault_hook_from_env(environ: Mapping[str, str] | None = None) -> FaultHook | None:
+    """A hook that SIGKILLs this process at the step named in ``$SNN_DRA_FAULT_STEP`` (fault tests only).
+
+    Returns None when the variable is unset or empty; an unknown step name is a ``ValueError`` listing
+    the valid ones, so a typo in a fault test cannot silently test nothing.
+    """
+    step = (os.environ if environ is None else environ).get(FAULT_STEP_ENV, "")
+    if not step:
+        return None
+    if step not in FAULT_STEPS:
+        raise ValueError(f"{FAULT_STEP_ENV}={step!r} is not a fault step; valid steps: {', '.join(FAULT_STEPS)}")
+
+    def kill_at(name: str) -> None:
+        if name == step:
+            log.warning("fault injection: SIGKILL at step %s", name)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return kill_at
 
 
 class ClaimRefLike(Protocol):
