@@ -148,8 +148,6 @@ def _req(i: int) -> dict[str, Any]:
 
 
 BAD_SPECS: list[tuple[str, Mutation, str, CauseType, str]] = [
-    ("metadata name", _set(["metadata", "name"], "Bad_Name"), "metadata.name", CauseType.INVALID, "DNS subdomain"),
-    ("no name", _set(["metadata", "name"], ""), "metadata.name", CauseType.REQUIRED, ""),
     (
         "request name",
         _set(["spec", "devices", "requests", 0, "name"], "Chips"),

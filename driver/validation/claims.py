@@ -35,7 +35,6 @@ from snn_dra.driver.validation.common import (
     validate_fully_qualified_name,
     validate_label_value,
     validate_labels,
-    validate_object_meta,
     validate_pool_name,
     validate_qualified_key,
     validate_qualified_name,
@@ -75,35 +74,36 @@ RequestNames = dict[str, set[str]]  # request name -> its subrequest names (empt
 # ---- entry points --------------------------------------------------------------------------------------
 
 
+def immutable(path: str, value: Any) -> FieldError:
+    """Upstream's wording (the full value, then "field is immutable"); the embedded store reports the same."""
+    return FieldError(
+        CauseType.INVALID, path, f"Invalid value: {json.dumps(value, sort_keys=True)}: field is immutable"
+    )
+
+
 def validate_resource_claim(obj: Mapping[str, Any], old: Mapping[str, Any] | None, profile: str) -> list[FieldError]:
-    errs = validate_object_meta(obj.get("metadata"), namespaced=True)
+    """Object metadata is the API server's generic check (embedded store), not repeated here."""
     spec = obj.get("spec")
-    old_spec = old.get("spec") if old is not None else None
-    if old is not None and spec != old_spec:
-        errs.append(
-            invalid("spec", "<spec>", "field is immutable: a ResourceClaim's spec cannot change; create a new claim")
-        )
-    elif old is None:
-        errs.extend(validate_claim_spec(spec, "spec", profile, stored_spec=None))
-    names = request_names(spec)
+    if old is not None and spec != old.get("spec"):
+        # A spec change is rejected outright; status rules would only report follow-on noise.
+        return [immutable("spec", spec)]
+    errs = validate_claim_spec(spec, "spec", profile, stored_spec=None) if old is None else []
     status = obj.get("status")
     old_status = old.get("status") if old is not None else None
-    if status is not None:
-        errs.extend(validate_claim_status(status, as_mapping(old_status), names, profile))
+    if status is not None and status != old_status:
+        errs.extend(validate_claim_status(status, as_mapping(old_status), request_names(spec), profile))
     return errs
 
 
 def validate_resource_claim_template(
     obj: Mapping[str, Any], old: Mapping[str, Any] | None, profile: str
 ) -> list[FieldError]:
-    errs = validate_object_meta(obj.get("metadata"), namespaced=True)
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
-        return [*errs, required("spec", "a template spec with spec.devices is required")]
-    old_spec = old.get("spec") if old is not None else None
-    if old is not None and spec != old_spec:
-        errs.append(invalid("spec", "<spec>", "field is immutable: a ResourceClaimTemplate's spec cannot change"))
-        return errs
+        return [required("spec", "a template spec with spec.devices is required")]
+    if old is not None:
+        return [immutable("spec", spec)] if spec != old.get("spec") else []
+    errs: list[FieldError] = []
     meta = spec.get("metadata")
     if meta is not None:
         m = as_mapping(meta)
@@ -112,8 +112,7 @@ def validate_resource_claim_template(
                 errs.append(forbidden(child("spec.metadata", field), "only labels and annotations may be set here"))
         errs.extend(validate_labels(m.get("labels"), "spec.metadata.labels"))
         errs.extend(validate_annotations(m.get("annotations"), "spec.metadata.annotations"))
-    if old is None:
-        errs.extend(validate_claim_spec(spec.get("spec"), "spec.spec", profile, stored_spec=None))
+    errs.extend(validate_claim_spec(spec.get("spec"), "spec.spec", profile, stored_spec=None))
     return errs
 
 

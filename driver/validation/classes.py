@@ -18,7 +18,6 @@ from snn_dra.driver.validation.common import (
     index,
     invalid,
     type_invalid,
-    validate_object_meta,
     validate_qualified_key,
 )
 from snn_dra.driver.validation.errors import FieldError
@@ -34,7 +33,7 @@ _NATIVE_DOMAIN = re.compile(r"(^|\.)kubernetes\.io$")
 
 
 def validate_device_class(obj: Mapping[str, Any], old: Mapping[str, Any] | None, profile: str) -> list[FieldError]:
-    errs = validate_object_meta(obj.get("metadata"), namespaced=False)
+    errs: list[FieldError] = []  # object metadata: the API server's generic check (embedded store)
     spec = obj.get("spec")
     if spec is None:
         return errs

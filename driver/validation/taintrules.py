@@ -16,7 +16,6 @@ from snn_dra.driver.validation.common import (
     validate_device_taint,
     validate_dns_label,
     validate_driver_name,
-    validate_object_meta,
     validate_pool_name,
 )
 from snn_dra.driver.validation.errors import FieldError
@@ -25,7 +24,7 @@ DEVICE_TAINT_RULE_STATUS_MAX_CONDITIONS = 8
 
 
 def validate_device_taint_rule(obj: Mapping[str, Any], old: Mapping[str, Any] | None, profile: str) -> list[FieldError]:
-    errs = validate_object_meta(obj.get("metadata"), namespaced=False)
+    errs: list[FieldError] = []  # object metadata: the API server's generic check (embedded store)
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
         return [*errs, required("spec", "spec.taint is required")]
