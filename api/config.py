@@ -183,8 +183,8 @@ def parse_config(parameters: Any) -> SNNConfig:
         )
     try:
         raw = json.dumps(parameters, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"parameters are not plain JSON: {exc}") from exc
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"parameters are not plain JSON: {type(exc).__name__}") from None
     try:
         return SNNConfig.model_validate_json(raw)
     except ValidationError as exc:

@@ -28,6 +28,7 @@ rest of the batch proceeds. Only a failing checkpoint write fails the new claims
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -261,14 +262,14 @@ class Preparer:
 
         state = self._load()
         plans: list[_Plan] = []
-        rewrites: list[tuple[str, dict[str, Any]]] = []
+        rewrites: list[tuple[ClaimRef, dict[str, Any]]] = []
         for ref, obj in fetched:
             entry = state.claims.get(ref.uid)
             try:
                 mine = self._my_results(ref, obj)
                 if entry is not None and _alloc_keys(mine) == {(d.pool, d.device, d.share_id) for d in entry.devices}:
                     if not self.cdi.is_current(ref.uid, entry.cdi_spec):
-                        rewrites.append((ref.uid, entry.cdi_spec))
+                        rewrites.append((ref, entry.cdi_spec))
                     results[ref.uid] = _result_from_entry(entry)
                     continue
                 if entry is not None:
@@ -289,10 +290,13 @@ class Preparer:
 
         if rewrites:
             try:
-                self.cdi.write_many(rewrites)
+                self.cdi.write_many([(r.uid, spec) for r, spec in rewrites])
             except OSError as exc:
-                for uid, _ in rewrites:
-                    results[uid] = ClaimResult(error=f"rewriting CDI spec {self.cdi.path_for(uid)} failed: {exc}")
+                for r, _ in rewrites:
+                    results[r.uid] = ClaimResult(
+                        error=f"resourceclaim {r}: rewriting CDI spec {self.cdi.path_for(r.uid)} failed ({exc}); "
+                        f"check that {self.cdi.dir} is writable and not full"
+                    )
         if plans:
             self._commit(plans, state, results)
         return results
@@ -345,7 +349,11 @@ class Preparer:
         except OSError as exc:
             log.exception("writing prepare state failed")
             for p in plans:
-                self.cdi.remove(p.ref.uid, sync_dir=False)
+                state.claims.pop(p.ref.uid, None)
+                with contextlib.suppress(OSError):
+                    self.cdi.remove(p.ref.uid, sync_dir=False)
+            with contextlib.suppress(OSError):  # best effort; a left-over PrepareStarted is rolled back next call
+                self.store.save(state.claims)
                 results[p.ref.uid] = ClaimResult(
                     error=f"resourceclaim {p.ref}: writing state failed ({exc}); check that {self.store.dir} and "
                     f"{self.cdi.dir} are writable and not full"

@@ -259,3 +259,12 @@ def test_batch_lookup_budget_turns_a_hung_read_into_a_claim_error(tmp_path: Path
     assert (
         "lookup budget" in out[slow["metadata"]["uid"]].error and "default/slow" in out[slow["metadata"]["uid"]].error
     )
+
+
+def test_unwritable_cdi_dir_fails_new_claims_cleanly(tmp_path: Path) -> None:
+    (tmp_path / "cdi").write_text("not a directory")
+    c = claim(results=[result("n1-c0")])
+    out = make_preparer(tmp_path, FakeClaimSource(c)).prepare([ref(c)])
+    err = out[c["metadata"]["uid"]].error
+    assert "default/c1" in err and "writing state failed" in err and str(tmp_path / "cdi") in err
+    assert json.loads((tmp_path / "state" / "checkpoint.json").read_text())["claims"] == {}
