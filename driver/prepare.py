@@ -18,6 +18,20 @@
    validated, checked for overlap with other claims, then recorded ``PrepareStarted`` (one checkpoint
    write for the batch), CDI specs written, and recorded ``PrepareCompleted`` (one more write).
 
+**What a container sees** (CDI edits of each allocated device; ``<D>`` is the device name upper-cased
+with ``-`` turned into ``_``, so several devices in one container never overwrite each other):
+
+* ``SNN_DRA_DEVICE_<D>=<device>``: one per device, for enumeration (``env | grep ^SNN_DRA_DEVICE_``);
+* ``SNN_DRA_<D>_`` + ``TYPE``, ``CLAIM`` (``ns/name``), ``CLAIM_UID``, ``FAMILY``, ``MODEL``, ``CHIP_ID``,
+  ``CHIP_INDEX``, ``CHIP_MESH`` (``x,y,z``), ``BOARD_ID``, ``SYSTEM_ID``; for core devices ``CORES`` (indices),
+  ``CORE_ORIGIN`` (``x,y``), ``CORE_EXTENT`` (``w,h``); ``ROUTER_MESH`` for a spikeRouter; ``QUEUE`` and
+  ``QUEUE_DEPTH`` for an eventQueue; ``ENDPOINTS`` (comma list) when the chip is network-attached;
+  ``SHARE_ID`` for shared allocations; ``ADMIN_ACCESS=true`` for adminAccess results;
+* the validated config: ``NEURON_MODEL``, ``TIMESTEP_US``, ``LEARNING``, ``LEARNING_RULE``, ``SPIKE_ENCODING``,
+  ``SHARING``, ``SPLIT_STAGE_INDEX``, ``SPLIT_STAGE_NAME`` (same prefix);
+* the backend's own access env (e.g. an SDK's address variable) and its device nodes (``/dev/akidaN``).
+Nothing else: no mounts, no hooks, and nothing taken from the claim except validated config values.
+
 A bad claim gets its own error text naming ``namespace/name``, the field and the allowed values; the
 rest of the batch proceeds. Only a failing checkpoint write fails the new claims of the batch.
 
