@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -29,17 +30,58 @@ def test_command_is_registered_on_the_shared_app() -> None:
     assert "inventory" in {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
 
 
+def rows(output: str) -> list[list[str]]:
+    """The table's data rows as lists of stripped cells."""
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│")]
+
+
 def test_prints_every_chip_and_totals(cli: typer.Typer, repo_root: Path) -> None:
     config = repo_root / "deploy/node-configs/mixed.yaml"
     result = CliRunner().invoke(cli, ["inventory", "--node-config", str(config), "--node-name", "n1"], env=WIDE)
     assert result.exit_code == 0, result.output
     out = result.output
-    assert out.count("loihi2/loihi2") == 8
-    assert out.count("spinnaker2/spinnaker2") == 4
-    assert "akida/akd1000" in out and "/dev/akida0" in out and "unhealthy" in out
-    assert "127/128" in out  # the fused Loihi core
-    assert "ipv4://192.168.240.9" in out
+    table = rows(out)
+    assert len(table) == 13  # one line per chip: nothing wrapped
+    by_model: dict[str, list[list[str]]] = {}
+    for row in table:
+        by_model.setdefault(row[2], []).append(row)
+    assert {m: len(r) for m, r in by_model.items()} == {"loihi2": 8, "spinnaker2": 4, "akd1000": 1}
+    assert {r[9] for r in by_model["loihi2"]} == {"eth enp2s0"}
+    assert {r[9] for r in by_model["spinnaker2"]} == {"ip 192.168.240.9"}
+    akida = by_model["akd1000"][0]
+    assert akida[9] == "/dev/akida0" and akida[10] == "unhealthy"
+    assert f"unhealthy {akida[1]}: configured unhealthy (unhealthyChips in the node config)" in out
+    assert sum(r[4] == "127/128" for r in table) == 1  # the fused Loihi core
     assert "Totals: 3 boards, 13 chips (1 unhealthy), 1,711/1,712 cores usable" in out
+
+
+def test_piped_output_is_wide_enough_for_every_column(cli: typer.Typer, repo_root: Path) -> None:
+    config = repo_root / "deploy/node-configs/mixed.yaml"
+    env = {"COLUMNS": None, "LINES": None, "NO_COLOR": "1"}
+    result = CliRunner().invoke(cli, ["inventory", "--node-config", str(config), "--node-name", "n1"], env=env)
+    assert result.exit_code == 0, result.output
+    table = rows(result.output)
+    assert len(table) == 13 and all(len(r) == 11 for r in table)
+    assert all("…" not in cell for r in table for cell in r)
+    assert table[0][:4] == ["kapoho-point", table[0][1], "loihi2", "(0,0,0)"]
+    assert table[0][6:9] == ["16.0 MiB", "512*", "3 x 4096*"]
+
+
+def test_a_narrow_terminal_keeps_the_main_columns_whole(repo_root: Path) -> None:
+    from rich.console import Console
+
+    from snn_dra.driver.backends import load_backend, load_node_config
+    from snn_dra.driver.cli.inventory import render
+
+    inventory = load_backend(load_node_config(repo_root / "deploy/node-configs/mixed.yaml"), "n1").discover()
+    buffer = io.StringIO()
+    render(inventory, Console(file=buffer, width=110, no_color=True))
+    out = buffer.getvalue()
+    table = rows(out)
+    assert len(table) == 13 and all(len(r) == 7 for r in table)
+    assert all("…" not in cell for r in table for cell in r)
+    assert max(len(line) for line in out.splitlines() if line[:1] in "┏┃┡│├└") <= 110
+    assert "mesh" not in out.splitlines()[2] and "widen the terminal" in out
 
 
 def test_output_is_deterministic_for_a_node_name(cli: typer.Typer, repo_root: Path) -> None:

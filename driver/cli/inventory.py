@@ -30,8 +30,17 @@ def _bytes(n: int) -> str:
 
 
 def _access(access: Access) -> str:
-    parts = [d.host_path for d in access.device_nodes] + list(access.endpoints)
-    return "\n".join(parts) or "-"
+    """Short access text: ``/dev/akida0``, ``eth enp2s0`` (Ethernet interface), ``ip 192.168.240.9``."""
+    parts = [d.path if d.host_path == d.path else f"{d.path} ({d.host_path})" for d in access.device_nodes]
+    for endpoint in access.endpoints:
+        scheme, _, rest = endpoint.partition("://")
+        if scheme == "ethernet":
+            parts.append(f"eth {rest.split('/', 1)[0]}")
+        elif scheme == "ipv4":
+            parts.append(f"ip {rest}")
+        else:
+            parts.append(endpoint)
+    return ", ".join(parts) or "-"
 
 
 def _simulated_mark(chip: Chip, figure: str) -> str:
@@ -39,25 +48,59 @@ def _simulated_mark(chip: Chip, figure: str) -> str:
     return "*" if spec is not None and figure in spec.simulated else ""
 
 
+MIN_PIPED_WIDTH = 160
+"""Rich falls back to 80 columns when stdout is not a terminal, which would wrap every cell."""
+
+
+def output_console() -> Console:
+    """A console for the table: the terminal's width, but at least ``MIN_PIPED_WIDTH`` when piped."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, MIN_PIPED_WIDTH))
+    return console
+
+
+_COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    # name, justify, kept on a narrow terminal
+    ("board", "left", True),
+    ("chip", "left", True),
+    ("model", "left", True),
+    ("mesh", "left", False),
+    ("cores", "right", True),
+    ("neurons", "right", True),
+    ("synapse mem", "right", False),
+    ("router MEPS", "right", False),
+    ("queues", "right", False),
+    ("access", "left", True),
+    ("health", "left", True),
+)
+
+
+def _table(inventory: Inventory, rows: list[list[str]], compact: bool) -> Table:
+    table = Table(
+        title=f"Node {inventory.node_name} (system {inventory.system_id})",
+        caption="cores = usable/nominal; * = simulated figure (not published by the vendor)"
+        + ("; widen the terminal for mesh, memory, router and queues" if compact else ""),
+        caption_justify="left",
+    )
+    keep = [i for i, (_, _, narrow) in enumerate(_COLUMNS) if narrow or not compact]
+    for i in keep:
+        name, justify, _ = _COLUMNS[i]
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for row in rows:
+        if row:
+            table.add_row(*(row[i] for i in keep))
+        else:
+            table.add_section()
+    return table
+
+
 def render(inventory: Inventory, console: Console) -> None:
-    table = Table(title=f"Node {inventory.node_name} (system {inventory.system_id})", show_lines=False)
-    for name, justify in (
-        ("board", "left"),
-        ("chip id", "left"),
-        ("family/model", "left"),
-        ("mesh", "left"),
-        ("cores usable/nominal", "right"),
-        ("neurons", "right"),
-        ("synapse mem", "right"),
-        ("router MEPS", "right"),
-        ("queues", "right"),
-        ("access", "left"),
-        ("health", "left"),
-    ):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    """The chip table; on a terminal too narrow for every column, the secondary ones are left out."""
+    rows: list[list[str]] = []
     neurons_total = memory_total = usable_total = nominal_total = 0
     for board in inventory.boards:
-        table.add_section()
+        rows.append([])
         for position, chip in enumerate(board.chips):
             neurons = sum(c.neurons for c in chip.cores)
             memory = sum(c.synapse_memory_bytes for c in chip.cores)
@@ -67,29 +110,39 @@ def render(inventory: Inventory, console: Console) -> None:
             nominal_total += chip.nominal_cores
             queues = chip.event_queues
             queue_text = f"{len(queues)} x {queues[0].depth}{_simulated_mark(chip, 'queueDepth')}" if queues else "-"
-            health = "[green]healthy[/]" if chip.healthy else f"[red]unhealthy[/] {escape(chip.health_reason)}"
-            table.add_row(
-                board.model if position == 0 else f"[dim]{board.id}[/]" if position == 1 else "",
-                chip.id,
-                f"{chip.family}/{chip.model}",
-                "({},{},{})".format(*chip.mesh),
-                f"{len(chip.cores)}/{chip.nominal_cores}",
-                f"{neurons:,}",
-                _bytes(memory),
-                f"{chip.router.event_throughput_meps:,}{_simulated_mark(chip, 'eventThroughputMEPS')}",
-                queue_text,
-                _access(chip.access),
-                health,
+            rows.append(
+                [
+                    escape(board.model) if position == 0 else f"[dim]{escape(board.id)}[/]" if position == 1 else "",
+                    escape(chip.id),
+                    escape(chip.model),
+                    "({},{},{})".format(*chip.mesh),
+                    f"{len(chip.cores)}/{chip.nominal_cores}",
+                    f"{neurons:,}",
+                    _bytes(memory),
+                    f"{chip.router.event_throughput_meps:,}{_simulated_mark(chip, 'eventThroughputMEPS')}",
+                    queue_text,
+                    escape(_access(chip.access)),
+                    "[green]healthy[/]" if chip.healthy else "[red]unhealthy[/]",
+                ]
             )
+    table = _table(inventory, rows, compact=False)
+    if console.measure(table, options=console.options.update_width(1 << 16)).maximum > console.width:
+        table = _table(inventory, rows, compact=True)
     console.print(table)
     chips = inventory.chips
-    unhealthy = sum(1 for c in chips if not c.healthy)
+    unhealthy = [c for c in chips if not c.healthy]
+    for chip in unhealthy:
+        console.print(
+            f"[red]unhealthy[/] {escape(chip.id)}: {escape(chip.health_reason or 'no reason reported')}",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(
-        f"Totals: {len(inventory.boards)} boards, {len(chips)} chips ({unhealthy} unhealthy), "
+        f"Totals: {len(inventory.boards)} boards, {len(chips)} chips ({len(unhealthy)} unhealthy), "
         f"{usable_total:,}/{nominal_total:,} cores usable, {neurons_total:,} neurons, "
-        f"{_bytes(memory_total)} synapse memory"
+        f"{_bytes(memory_total)} synapse memory",
+        soft_wrap=True,
     )
-    console.print("* simulated figure (not published by the vendor); see driver/backends/families.py")
 
 
 @app.command()
@@ -109,4 +162,4 @@ def inventory(
     except BackendError as e:
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
-    render(discovered, Console())
+    render(discovered, output_console())
