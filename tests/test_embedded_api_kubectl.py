@@ -116,3 +116,16 @@ def test_kubectl_rejects_missing_token(embedded_server: EmbeddedApiServer) -> No
     assert proc.returncode != 0
     assert "You must be logged in to the server (the server has asked for the client to provide credentials)" \
         in proc.stderr
+
+
+def test_kubectl_create_namespace_protobuf_and_cascading_delete(embedded_server: EmbeddedApiServer,
+                                                                 embedded_api_client: client.ApiClient) -> None:
+    # kubectl's generators send protobuf; the server decodes Namespace and answers in JSON.
+    assert "namespace/team-a created" in kubectl(embedded_server, "create", "namespace", "team-a").stdout
+    res = client.ResourceV1Api(embedded_api_client)
+    res.create_namespaced_resource_claim("team-a", claim("c1", namespace="team-a"))
+    assert "NAME" in kubectl(embedded_server, "get", "resourceclaims", "-n", "team-a").stdout
+    kubectl(embedded_server, "delete", "namespace", "team-a")
+    assert res.list_resource_claim_for_all_namespaces().items == []
+    described = kubectl(embedded_server, "describe", "node", "missing", check=False)
+    assert described.returncode != 0 and 'nodes "missing" not found' in described.stderr

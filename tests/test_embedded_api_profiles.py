@@ -39,8 +39,12 @@ def _counter_slice() -> dict[str, Any]:
 
 
 def _advanced_claim() -> dict[str, Any]:
-    body = claim("adv", capacity={"requests": {f"{DRIVER}/cores": "4"}},
+    return claim("adv", capacity={"requests": {f"{DRIVER}/cores": "4"}},
                  tolerations=[{"key": f"{DRIVER}/degraded", "effect": "NoSchedule"}])
+
+
+def _distinct_claim() -> dict[str, Any]:
+    body = claim("distinct")
     body["spec"]["devices"]["constraints"] = [{"requests": ["npu"], "distinctAttribute": f"{DRIVER}/family"}]
     return body
 
@@ -63,7 +67,11 @@ def test_profile_134_drops_gated_fields(embedded_server_factory: Any) -> None:
         c = _raw(res.create_namespaced_resource_claim, "default", _advanced_claim())
         ex = c["spec"]["devices"]["requests"][0]["exactly"]
         assert "capacity" not in ex and "tolerations" not in ex
-        assert "distinctAttribute" not in c["spec"]["devices"]["constraints"][0]
+        # As on a 1.34 cluster: distinctAttribute is dropped, leaving a constraint that fails validation.
+        with pytest.raises(ApiException) as e:
+            res.create_namespaced_resource_claim("default", _distinct_claim())
+        causes = json.loads(e.value.body)["details"]["causes"]
+        assert e.value.status == 422 and causes[0]["field"] == "spec.devices.constraints[0]"
         resources = {r.name for r in client.ResourceV1Api(api).get_api_resources().resources}
         assert "devicetaintrules" not in resources and "resourceslices" in resources
         with pytest.raises(ApiException) as e:
@@ -89,6 +97,8 @@ def test_profile_137_keeps_gated_fields(embedded_server_factory: Any) -> None:
         ex = c["spec"]["devices"]["requests"][0]["exactly"]
         assert ex["capacity"] == {"requests": {f"{DRIVER}/cores": "4"}}
         assert ex["tolerations"] == [{"key": f"{DRIVER}/degraded", "effect": "NoSchedule", "operator": "Equal"}]
+        d = _raw(res.create_namespaced_resource_claim, "default", _distinct_claim())
+        assert d["spec"]["devices"]["constraints"][0]["distinctAttribute"] == f"{DRIVER}/family"
         assert res.list_device_taint_rule().items == []
     finally:
         api.close()
@@ -96,14 +106,19 @@ def test_profile_137_keeps_gated_fields(embedded_server_factory: Any) -> None:
 
 def test_gate_override_enables_partitionable_devices_on_134() -> None:
     store = Store(profile="1.34", feature_gates={"DRAPartitionableDevices": True})
-    dev = store.create("resourceslices", _advanced_slice())["spec"]["devices"][0]
+    body = _advanced_slice()  # 1.34 keeps counter sets in the slice of the devices that consume them
+    body["spec"]["sharedCounters"] = _counter_slice()["spec"]["sharedCounters"]
+    created = store.create("resourceslices", body)["spec"]
+    dev = created["devices"][0]
+    assert created["sharedCounters"][0]["name"] == "chip-0-counters"
     assert "consumesCounters" in dev and "taints" not in dev and "allowMultipleAllocations" not in dev
 
 
 def test_fields_already_stored_survive_updates_after_gate_is_disabled() -> None:
     on = Store(profile="1.37")
     stored = on.create("resourceslices", _advanced_slice())
-    off = Store(profile="1.34", namespaces=())
+    off = Store(profile="1.37", feature_gates={"DRADeviceTaints": False, "DRAPartitionableDevices": False},
+                namespaces=())
     off._objs["resourceslices"][("", "adv")] = stored  # as if the server were downgraded under existing data
     stored["metadata"]["labels"] = {"touched": "yes"}
     kept = off.update("resourceslices", stored)["spec"]["devices"][0]

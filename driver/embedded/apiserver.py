@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from snn_dra.driver.embedded import discovery, openapi, patches, tables
+from snn_dra.driver.embedded import discovery, openapi, patches, protobuf, tables
 from snn_dra.driver.embedded.errors import (
     ApiError,
     BadRequest,
@@ -205,6 +205,8 @@ class ApiServerApp:
         if not raw:
             raise BadRequest("the request body is empty; send the object as JSON or YAML")
         ctype = request.content_type or "application/json"
+        if ctype == protobuf.MEDIA_TYPE:
+            return protobuf.decode(raw)
         try:
             if "yaml" in ctype:
                 return yaml.safe_load(raw)

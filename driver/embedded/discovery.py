@@ -46,6 +46,8 @@ def resource_list(group: str, served: Iterable[str]) -> dict[str, Any]:
                                  "kind": info.kind, "verbs": VERBS}
         if info.short_names:
             entry["shortNames"] = list(info.short_names)
+        if info.categories:
+            entry["categories"] = list(info.categories)
         resources.append(entry)
         if info.has_status:
             resources.append({"name": f"{plural}/status", "singularName": "", "namespaced": info.namespaced,

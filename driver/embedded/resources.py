@@ -19,6 +19,7 @@ class ResourceInfo:
     field_selectors: frozenset[str]
     short_names: tuple[str, ...] = ()
     name_rule: str = "subdomain"  # subdomain | label | path
+    categories: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -37,7 +38,8 @@ RESOURCES: dict[str, ResourceInfo] = {r.plural: r for r in (
     ResourceInfo("nodes", "node", "Node", "", "v1", False, True, _META | {"spec.unschedulable"}, ("no",)),
     ResourceInfo("pods", "pod", "Pod", "", "v1", True, True,
                  _META | {"spec.nodeName", "status.phase", "spec.schedulerName", "spec.restartPolicy",
-                          "spec.serviceAccountName", "status.podIP", "status.nominatedNodeName"}, ("po",)),
+                          "spec.serviceAccountName", "status.podIP", "status.nominatedNodeName"}, ("po",),
+                 categories=("all",)),
     ResourceInfo("events", "event", "Event", "", "v1", True, False,
                  _META | {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
                           "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",

@@ -34,6 +34,7 @@ from snn_dra.driver.embedded.metavalidation import validate_metadata
 from snn_dra.driver.embedded.profiles import Profile, drop_disabled_fields, resolve_profile, served_resources
 from snn_dra.driver.embedded.resources import RESOURCE_GROUP, RESOURCES, ResourceInfo
 from snn_dra.driver.embedded.selectors import parse_field_selector, parse_label_selector
+from snn_dra.driver.validation import validate_object
 from snn_dra.driver.validation.errors import CauseType, FieldError
 
 Obj = dict[str, Any]
@@ -48,14 +49,6 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _resource_validator() -> Validator | None:
-    """The upstream resource.k8s.io rules (validation helper's module)."""
-    try:
-        from snn_dra.driver.validation import validate_object  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # TODO(dev): drop this guard once snn_dra.driver.validation.validate_object exists
-        return None
-    fn: Validator = validate_object
-    return fn
 
 
 @dataclass
@@ -457,9 +450,10 @@ class Store:
         if old is not None:
             errs += _immutability(info.plural, obj, old)
         if info.group == RESOURCE_GROUP:
-            validator = self._validator or _resource_validator()
-            if validator is not None:
-                errs += validator(obj, old, self.profile.version)
+            validator = self._validator or validate_object
+            # Metadata problems are reported once, in the wording of the metadata checks above.
+            covered = {e.field for e in errs if e.field.startswith("metadata.")}
+            errs += [e for e in validator(obj, old, self.profile.version) if e.field not in covered]
         if errs:
             seen: set[tuple[str, str]] = set()
             unique: list[FieldError] = []
