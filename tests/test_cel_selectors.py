@@ -48,6 +48,7 @@ MATCHES = [
     # an unknown domain is an empty map
     ('device.attributes["other.io"].size() == 0', True),
     ('has(device.attributes["other.io"].x)', False),
+    ('"other.io" in device.attributes', False),  # membership does not see the default empty map
     ('has(device.attributes["snn.dra.dev"].cores)', True),
     ('device.attributes["snn.dra.dev"].?missing.orValue(7) == 7', True),
     ('device.attributes["snn.dra.dev"].?cores.orValue(7) == 128', True),

@@ -24,6 +24,7 @@ Engine constraints this module works around (see docs/libraries.md §4):
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -182,11 +183,16 @@ def _declarations() -> list[Any]:
 
 
 _ENV: Any = None
+_ENV_LOCK = threading.Lock()
 
 
 def _env() -> Any:
     global _ENV
-    if _ENV is None:
+    if _ENV is not None:
+        return _ENV
+    with _ENV_LOCK:
+        if _ENV is not None:
+            return _ENV
         _ENV = cel.NewEnv(
             _POOL,
             variables={"device": cel.Type.Map(cel.Type.STRING, cel.Type.DYN)},

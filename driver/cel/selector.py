@@ -4,6 +4,11 @@ Semantics follow the Kubernetes DRA CEL environment (docs/resource-api.md §6): 
 ``driver``, ``attributes`` and ``capacity`` (``map<domain, map<id, value>>``; names without a domain are keyed
 under the driver) and ``allowMultipleAllocations``. A domain the device does not publish reads as an empty map;
 an attribute it does not publish is a runtime error. Any error is raised, never turned into "no match".
+
+The engine has no map type with a default value, so the empty maps are added to the device value for the
+domains a selector names literally (``device.attributes["x"]``, ``device.attributes.x``, ``[?"x"]``). Known
+divergence from upstream: in such a selector ``"x" in device.attributes`` is true and ``device.attributes.size()``
+counts the added domain; a domain computed at runtime (``device.attributes[d + ".io"]``) still raises "no such key".
 """
 
 from __future__ import annotations

@@ -435,6 +435,9 @@ def validate_allocation_result(r: Any, path: str, names: RequestNames, profile: 
         errs.extend(gated(profile, "DRAConsumableCapacity", child(path, "consumedCapacity"), True))
         errs.extend(validate_capacity_map(r["consumedCapacity"], child(path, "consumedCapacity")))
     errs.extend(validate_binding_conditions(r, path, profile))
+    skip = r.get("skipNodeOperations")
+    if skip:
+        errs.extend(gated(profile, "DRAOptionalNodeOperations", child(path, "skipNodeOperations"), True))
     return errs
 
 
@@ -505,6 +508,7 @@ def validate_devices_status(
         errs.extend(validate_pool_name(d.get("pool"), child(p, "pool")))
         errs.extend(validate_dns_label(d.get("device"), child(p, "device"), what="device name"))
         if d.get("shareID") is not None:
+            errs.extend(gated(profile, "DRAConsumableCapacity", child(p, "shareID"), True))
             errs.extend(validate_uuid(d["shareID"], child(p, "shareID")))
         ident = _device_id(d)
         if ident in seen:

@@ -497,6 +497,7 @@ _GATES_ON_FROM: dict[str, str | None] = {
     "DRADeviceBindingConditions": "1.36",
     "DRAExtendedResource": "1.36",
     "DRAListTypeAttributes": None,  # alpha, off by default
+    "DRAOptionalNodeOperations": None,  # 1.37 alpha
 }
 
 
