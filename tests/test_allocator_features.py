@@ -163,9 +163,12 @@ def test_exclusive_device_checks_capacity_as_a_minimum() -> None:
 
 
 def test_quantity_arithmetic_is_exact() -> None:
-    assert parse_quantity("1.5Gi") == 3 * 2**29
-    assert parse_quantity("250m") * 4 == 1
+    assert parse_quantity("1.5Gi") == 3 * 2**29 * 10**9
+    assert parse_quantity("250m") * 4 == parse_quantity("1") == parse_quantity("1e0")
+    assert sum([parse_quantity("100m")] * 3) == parse_quantity("300m")
     assert format_quantity(parse_quantity("300m")) == "300m"
+    assert format_quantity(parse_quantity("2k")) == "2000"
+    assert format_quantity(parse_quantity("1n")) == "1n"
     cap = Capacity("x", parse_quantity("1"), RequestPolicy.from_json({"validRange": {"min": "100m", "step": "100m"}}))
     assert cap.consumption(parse_quantity("150m")) == parse_quantity("200m")
 

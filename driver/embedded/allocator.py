@@ -22,11 +22,11 @@ import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from snn_dra.driver.cel import CelCompileError, CelRuntimeError, compile_selector, device_view
 from snn_dra.driver.embedded.counters import (
+    Amount,
     QuantityError,
     add_amounts,
     first_shortfall,
@@ -95,7 +95,7 @@ class _Request:
     count: int
     admin: bool
     tolerations: list[Mapping[str, Any]]
-    capacity: dict[str, Fraction]
+    capacity: dict[str, Amount]
     class_config: list[Mapping[str, Any]]
     all_devices: list[DeviceEntry] = field(default_factory=list)
 
@@ -164,7 +164,7 @@ class _Pick:
     req: _Request
     entry: DeviceEntry
     counted: bool
-    consumed: dict[str, Fraction]
+    consumed: dict[str, Amount]
 
 
 @dataclass
@@ -172,38 +172,57 @@ class _Usage:
     """What other claims already hold, plus the picks of the search in progress."""
 
     exclusive: set[DeviceKey] = field(default_factory=set)
-    counters: dict[tuple[str, str], dict[str, dict[str, Fraction]]] = field(default_factory=dict)
+    counters: dict[tuple[str, str], dict[str, dict[str, Amount]]] = field(default_factory=dict)
     counted: Counter[DeviceKey] = field(default_factory=Counter)
     """Devices whose counter consumption is in ``counters`` (a shared device counts once)."""
-    consumed: dict[DeviceKey, dict[str, Fraction]] = field(default_factory=dict)
+    consumed: dict[DeviceKey, dict[str, Amount]] = field(default_factory=dict)
     taking: dict[DeviceKey, list[tuple[int, str]]] = field(default_factory=dict)
     """Picks of this search: device -> [(claim index, request name)]."""
 
 
-def _usage_from(allocated_claims: Iterable[Mapping[str, Any]], skip: set[str], pools: NodePools) -> _Usage:
+_Held = tuple[tuple[DeviceKey, bool, tuple[tuple[str, Amount], ...]], ...]
+"""A claim's non-admin results: (device, has a shareID, consumed capacity by qualified name)."""
+
+
+def _held(claim: Mapping[str, Any]) -> _Held:
+    out = []
+    allocation = (claim.get("status") or {}).get("allocation") or {}
+    for res in (allocation.get("devices") or {}).get("results") or ():
+        if res.get("adminAccess"):
+            continue
+        driver = str(res.get("driver", ""))
+        key: DeviceKey = (driver, str(res.get("pool", "")), str(res.get("device", "")))
+        consumed = tuple(
+            (qualify(k, driver), quantity_value(v)) for k, v in (res.get("consumedCapacity") or {}).items()
+        )
+        out.append((key, bool(res.get("shareID")), consumed))
+    return tuple(out)
+
+
+def _usage_from(
+    allocated_claims: Iterable[Mapping[str, Any]], skip: set[str], pools: NodePools, cache: AllocatorCache
+) -> _Usage:
     usage = _Usage()
+    by_key, exclusive, counted, consumed_all = pools.by_key, usage.exclusive, usage.counted, usage.consumed
     for claim in allocated_claims:
         meta = claim.get("metadata") or {}
-        if meta.get("uid") in skip or claim_ref(claim) in skip:
+        uid = meta.get("uid")
+        if uid in skip or (not uid and claim_ref(claim) in skip):
             continue
-        allocation = (claim.get("status") or {}).get("allocation") or {}
-        for res in (allocation.get("devices") or {}).get("results") or ():
-            if res.get("adminAccess"):
-                continue
-            key: DeviceKey = (str(res.get("driver", "")), str(res.get("pool", "")), str(res.get("device", "")))
-            entry = pools.by_key.get(key)
-            multi = entry.multi if entry is not None else bool(res.get("shareID"))
+        for key, shared, consumed in cache.held(claim):
+            entry = by_key.get(key)
+            multi = entry.multi if entry is not None else shared
             if not multi:
-                usage.exclusive.add(key)
-            if entry is not None:
-                if multi:
-                    used = usage.consumed.setdefault(key, {})
-                    for cap_key, amount in (res.get("consumedCapacity") or {}).items():
-                        q = qualify(cap_key, entry.driver)
-                        used[q] = used.get(q, Fraction(0)) + quantity_value(amount)
-                if entry.consumes and not usage.counted[key]:
-                    add_amounts(usage.counters.setdefault((entry.driver, entry.pool), {}), entry.consumes)
-                usage.counted[key] += 1
+                exclusive.add(key)
+            if entry is None:
+                continue
+            if multi and consumed:
+                used = consumed_all.setdefault(key, {})
+                for q, amount in consumed:
+                    used[q] = used.get(q, 0) + amount
+            if entry.consumes and not counted[key]:
+                add_amounts(usage.counters.setdefault((entry.driver, entry.pool), {}), entry.consumes)
+            counted[key] += 1
     return usage
 
 
@@ -242,6 +261,21 @@ class AllocatorCache:
     def __init__(self, max_nodes: int = 64) -> None:
         self._max = max_nodes
         self._snapshots: OrderedDict[Any, NodePools] = OrderedDict()
+        self._held: dict[tuple[str, str], _Held] = {}
+
+    def held(self, claim: Mapping[str, Any]) -> _Held:
+        """What an allocated claim holds, parsed once per (uid, resourceVersion) of a stored claim."""
+        meta = claim.get("metadata") or {}
+        uid, rv = meta.get("uid"), meta.get("resourceVersion")
+        if not uid or not rv:
+            return _held(claim)
+        key = (str(uid), str(rv))
+        found = self._held.get(key)
+        if found is None:
+            if len(self._held) > 100_000:
+                self._held.clear()
+            found = self._held[key] = _held(claim)
+        return found
 
     def node_pools(self, slices: Sequence[Mapping[str, Any]], node: Mapping[str, Any]) -> NodePools:
         meta = node.get("metadata") or {}
@@ -361,7 +395,7 @@ class _Search:
             if taint.get("effect") in _BLOCKING_EFFECTS and not any(_tolerates(t, taint) for t in req.tolerations):
                 return f"taint {taint.get('key')}={taint.get('value', '')}:{taint.get('effect')} not tolerated"
 
-        consumed: dict[str, Fraction] = {}
+        consumed: dict[str, Amount] = {}
         for cap_key, amount in req.capacity.items():
             cap = entry.capacity.get(qualify(cap_key, entry.driver))
             if cap is None:
@@ -375,7 +409,7 @@ class _Search:
                 share = cap.consumption(requested.get(q))
                 if share is None:
                     return f"requested {cap.key} is outside the device's requestPolicy"
-                if not req.admin and used.get(q, Fraction(0)) + share > cap.value:
+                if not req.admin and used.get(q, 0) + share > cap.value:
                     return f"capacity {cap.key} exhausted"
                 consumed[q] = share
 
@@ -404,7 +438,7 @@ class _Search:
             if entry.multi:
                 used_now = usage.consumed.setdefault(key, {})
                 for q, amount in consumed.items():
-                    used_now[q] = used_now.get(q, Fraction(0)) + amount
+                    used_now[q] = used_now.get(q, 0) + amount
         req.claim.results.append(_Pick(req, entry, counted, consumed))
         return ""
 
@@ -487,10 +521,14 @@ class _Search:
 
         reasons = self.reasons.setdefault((ci, ri, req.name), {})
         cands = self.candidates(req)
+        exclusive, plain = self.usage.exclusive, not req.admin
         for pos in range(start, len(cands)):
             entry, error = cands[pos]
             if error:
                 self.raise_cel(req, entry, error)
+            if plain and not entry.multi and entry.key in exclusive:  # the common case, decided cheaply
+                reasons[entry.key] = "allocated to another claim"
+                continue
             reason = self.try_pick(ci, req, entry)
             if reason:
                 reasons[entry.key] = reason
@@ -720,13 +758,14 @@ def allocate_claims(
     Returns one ``status.allocation`` per claim, in order.
     """
     node_obj = node if node is not None else {"metadata": {"name": node_name}}
-    pools = (cache or AllocatorCache()).node_pools(slices, node_obj)
+    cache = cache or AllocatorCache()
+    pools = cache.node_pools(slices, node_obj)
     class_map = _class_map(classes)
     labels = namespace_labels or {}
     prepared = [_prepare(c, class_map, labels, pools) for c in claims]
     skip = {str((c.get("metadata") or {}).get("uid") or claim_ref(c)) for c in claims}
     try:
-        usage = _usage_from(allocated_claims, skip, pools)
+        usage = _usage_from(allocated_claims, skip, pools, cache)
     except QuantityError as err:
         raise AllocationError(f"an allocated claim has a malformed consumedCapacity: {err}") from err
     search = _Search(prepared, pools, usage, _rule_taints(device_taint_rules), timeout)

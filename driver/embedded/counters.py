@@ -1,7 +1,8 @@
 """Quantities, shared counters and consumable capacity: the arithmetic of the allocator.
 
-Exact rational numbers (``Fraction``) are used throughout, because capacities and counters are compared
-for equality and summed over many allocations: a float would let ``3 x 100m`` overshoot ``300m``.
+Amounts are exact integers in nano units (a Quantity has at most nine decimal places; finer values round up,
+as the API server does), because capacities and counters are summed over many allocations and compared:
+a float would let ``3 x 100m`` overshoot ``300m``, and ``Fraction`` arithmetic was the allocator's hot spot.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ _DECIMAL = {
     "P": Fraction(10**15),
     "E": Fraction(10**18),
 }
+NANO = 10**9
+"""Amounts are integers in units of 10^-9 (``NANO`` = one)."""
+Amount = int
 
 
 class QuantityError(ValueError):
@@ -35,39 +39,36 @@ class QuantityError(ValueError):
 
 
 @lru_cache(maxsize=4096)
-def parse_quantity(text: str) -> Fraction:
-    """Parse a Kubernetes Quantity (``128``, ``1.5Gi``, ``250m``, ``1e3``) into an exact number."""
+def parse_quantity(text: str) -> Amount:
+    """Parse a Kubernetes Quantity (``128``, ``1.5Gi``, ``250m``, ``1e3``) into nano units."""
     m = _QUANTITY_RE.match(text.strip()) if isinstance(text, str) else None
     if m is None:
         raise QuantityError(f"{text!r} is not a quantity (expected e.g. 128, 250m, 1.5Gi)")
     number, suffix = Fraction(m.group(1)), m.group(2) or ""
     if suffix in _BINARY:
-        return number * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return number * _DECIMAL[suffix]
-    return number * Fraction(10) ** int(suffix[1:])
+        value = number * _BINARY[suffix]
+    elif suffix in _DECIMAL:
+        value = number * _DECIMAL[suffix]
+    else:
+        value = number * Fraction(10) ** int(suffix[1:])
+    return math.ceil(value * NANO)
 
 
-def quantity_value(value: Any) -> Fraction:
-    """A Quantity as written in JSON: normally a string, sometimes a bare number."""
+def quantity_value(value: Any) -> Amount:
+    """A Quantity as written in JSON (normally a string, sometimes a bare number), in nano units."""
     if isinstance(value, bool):
         raise QuantityError(f"{value!r} is not a quantity")
     if isinstance(value, int):
-        return Fraction(value)
-    if isinstance(value, float):
-        return Fraction(str(value))
+        return value * NANO
     return parse_quantity(str(value))
 
 
-def format_quantity(value: Fraction) -> str:
-    """Canonical short form: integers plain, fractions in milli/micro/nano units (rounded up, as upstream)."""
-    if value.denominator == 1:
-        return str(value.numerator)
-    for suffix, scale in (("m", 1000), ("u", 10**6)):
-        scaled = value * scale
-        if scaled.denominator == 1:
-            return f"{scaled.numerator}{suffix}"
-    return f"{math.ceil(value * 10**9)}n"
+def format_quantity(value: Amount) -> str:
+    """Canonical short form of a nano-unit amount: integers plain, else milli/micro/nano units."""
+    for suffix, scale in (("", NANO), ("m", 10**6), ("u", 10**3)):
+        if value % scale == 0:
+            return f"{value // scale}{suffix}"
+    return f"{value}n"
 
 
 # --- consumable capacity -----------------------------------------------------------------------
@@ -77,11 +78,11 @@ def format_quantity(value: Fraction) -> str:
 class RequestPolicy:
     """``capacity.<key>.requestPolicy`` of a device with ``allowMultipleAllocations``."""
 
-    default: Fraction | None = None
-    valid_values: tuple[Fraction, ...] = ()
-    range_min: Fraction | None = None
-    range_max: Fraction | None = None
-    range_step: Fraction | None = None
+    default: Amount | None = None
+    valid_values: tuple[Amount, ...] = ()
+    range_min: Amount | None = None
+    range_max: Amount | None = None
+    range_step: Amount | None = None
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any] | None) -> RequestPolicy | None:
@@ -97,14 +98,14 @@ class RequestPolicy:
             range_step=quantity_value(rng["step"]) if rng.get("step") is not None else None,
         )
 
-    def round_up(self, requested: Fraction) -> Fraction | None:
+    def round_up(self, requested: Amount) -> Amount | None:
         """The amount a request for ``requested`` consumes, or None if the policy cannot serve it."""
         if self.valid_values:
             return next((v for v in self.valid_values if v >= requested), None)
         if self.range_min is not None:
             amount = max(requested, self.range_min)
             if self.range_step:
-                steps = math.ceil((amount - self.range_min) / self.range_step)
+                steps = -(-(amount - self.range_min) // self.range_step)
                 amount = self.range_min + steps * self.range_step
             if self.range_max is not None and amount > self.range_max:
                 return None
@@ -118,10 +119,10 @@ class Capacity:
 
     key: str
     """The key as the device publishes it (used in ``consumedCapacity``)."""
-    value: Fraction
+    value: Amount
     policy: RequestPolicy | None
 
-    def consumption(self, requested: Fraction | None) -> Fraction | None:
+    def consumption(self, requested: Amount | None) -> Amount | None:
         """Upstream sizing: no request -> policy default or the whole capacity; else round up per policy."""
         if requested is None:
             if self.policy is not None and self.policy.default is not None:
@@ -152,7 +153,7 @@ def parse_capacities(driver: str, capacity: Mapping[str, Any] | None) -> dict[st
 
 # --- shared counters -----------------------------------------------------------------------------
 
-CounterAmounts = dict[str, dict[str, Fraction]]
+CounterAmounts = dict[str, dict[str, Amount]]
 """counter set name -> counter name -> amount."""
 
 
@@ -163,7 +164,7 @@ def parse_counter_sets(counter_sets: Any) -> CounterAmounts:
         name = entry.get("name", entry.get("counterSet", ""))
         counters = out.setdefault(name, {})
         for counter, spec in (entry.get("counters") or {}).items():
-            counters[counter] = counters.get(counter, Fraction(0)) + quantity_value((spec or {}).get("value", "0"))
+            counters[counter] = counters.get(counter, 0) + quantity_value((spec or {}).get("value", "0"))
     return out
 
 
@@ -172,7 +173,7 @@ def add_amounts(total: CounterAmounts, delta: CounterAmounts, sign: int = 1) -> 
     for set_name, counters in delta.items():
         into = total.setdefault(set_name, {})
         for counter, amount in counters.items():
-            into[counter] = into.get(counter, Fraction(0)) + sign * amount
+            into[counter] = into.get(counter, 0) + sign * amount
 
 
 def first_shortfall(available: CounterAmounts, used: CounterAmounts, delta: CounterAmounts) -> str | None:
@@ -186,6 +187,6 @@ def first_shortfall(available: CounterAmounts, used: CounterAmounts, delta: Coun
             limit = have.get(counter)
             if limit is None:
                 return f"counter {set_name}/{counter} does not exist"
-            if used_set.get(counter, Fraction(0)) + amount > limit:
+            if used_set.get(counter, 0) + amount > limit:
                 return f"counter {set_name}/{counter} exhausted"
     return None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from snn_dra.driver.embedded.counters import (
@@ -262,7 +261,7 @@ def _entry(driver: str, pool: str, slice_name: str, dev: Mapping[str, Any], sele
     for set_name, counters in parse_counter_sets(dev.get("consumesCounters")).items():
         into = consumes.setdefault(set_name, {})
         for counter, amount in counters.items():
-            into[counter] = into.get(counter, Fraction(0)) + amount
+            into[counter] = into.get(counter, 0) + amount
     return DeviceEntry(
         driver=driver,
         pool=pool,

@@ -23,7 +23,6 @@ allocation never stalls the API server's event loop (the store is thread-safe).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Mapping
@@ -91,6 +90,66 @@ class ReconcileReport:
     created_claims: list[str] = field(default_factory=list)
 
 
+class _Snapshot:
+    """The store's state for one pass, listed once and kept current with the pass's own writes.
+
+    Listing deep-copies every object, so doing it per pod would make a pass quadratic in the number of claims.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.claims: dict[tuple[str, str], Obj] = {
+            (str(_meta(c).get("namespace", "")), str(_meta(c).get("name", ""))): c
+            for c in store.list("resourceclaims")
+        }
+        self._owned: dict[str, list[Obj]] | None = None
+        self._nodes: list[Obj] | None = None
+        self._alloc_inputs: tuple[list[Obj], list[Obj], list[Obj]] | None = None
+        self._ns_labels: dict[str, dict[str, str]] = {}
+
+    def put(self, claim: Obj | None, ns: str, name: str) -> None:
+        if claim is None:
+            self.claims.pop((ns, name), None)
+        else:
+            self.claims[(ns, name)] = claim
+        self._owned = None
+
+    def owned_by(self, uid: str) -> list[Obj]:
+        """Claims whose controlling owner has ``uid`` (template claims of a pod)."""
+        if self._owned is None:
+            self._owned = {}
+            for c in self.claims.values():
+                for r in _meta(c).get("ownerReferences") or []:
+                    if r.get("controller"):
+                        self._owned.setdefault(str(r.get("uid")), []).append(c)
+        return self._owned.get(uid, [])
+
+    def allocated(self) -> list[Obj]:
+        return [c for c in self.claims.values() if (c.get("status") or {}).get("allocation")]
+
+    @property
+    def nodes(self) -> list[Obj]:
+        if self._nodes is None:
+            self._nodes = sorted(self._store.list("nodes"), key=lambda n: str(_meta(n).get("name", "")))
+        return self._nodes
+
+    def allocation_inputs(self) -> tuple[list[Obj], list[Obj], list[Obj]]:
+        """(slices, classes, device taint rules), listed on first need."""
+        if self._alloc_inputs is None:
+            store = self._store
+            rules = store.list("devicetaintrules") if "devicetaintrules" in store.served else []
+            self._alloc_inputs = (store.list("resourceslices"), store.list("deviceclasses"), rules)
+        return self._alloc_inputs
+
+    def namespace_labels(self, ns: str) -> dict[str, str]:
+        if ns not in self._ns_labels:
+            try:
+                self._ns_labels[ns] = dict(_meta(self._store.get("namespaces", None, ns)).get("labels") or {})
+            except NotFound:
+                self._ns_labels[ns] = {}
+        return self._ns_labels[ns]
+
+
 class _PodProblemError(Exception):
     """The pod cannot be scheduled for a reason outside the allocator (missing claim or template)."""
 
@@ -108,7 +167,8 @@ class Scheduler:
     def reconcile(self) -> ReconcileReport:
         report = ReconcileReport()
         pods = self.store.list("pods")
-        self._release(pods, report)
+        snap = _Snapshot(self.store)
+        self._release(pods, snap, report)
         pending = [
             p for p in pods
             if not (p.get("spec") or {}).get("nodeName")
@@ -118,7 +178,7 @@ class Scheduler:
         pending.sort(key=lambda p: (str(_meta(p).get("creationTimestamp", "")), _ref(p)))
         for pod in pending:
             try:
-                self._schedule(pod, report)
+                self._schedule(pod, snap, report)
             except ApiError as err:
                 # A concurrent write won: the event it produced triggers another pass.
                 log.info("scheduling pod %s deferred: %s", _ref(pod), err)
@@ -126,9 +186,9 @@ class Scheduler:
 
     # -- release ----------------------------------------------------------------------------------
 
-    def _release(self, pods: list[Obj], report: ReconcileReport) -> None:
+    def _release(self, pods: list[Obj], snap: _Snapshot, report: ReconcileReport) -> None:
         live = {str(_meta(p).get("uid")) for p in pods if not _pod_done(p)}
-        for claim in self.store.list("resourceclaims"):
+        for claim in list(snap.claims.values()):
             status = claim.get("status") or {}
             reserved = list(status.get("reservedFor") or [])
             keep = [r for r in reserved if r.get("resource") != "pods" or str(r.get("uid")) in live]
@@ -136,11 +196,12 @@ class Scheduler:
             if keep == reserved and (keep or not status.get("allocation")) and not (deleting and not keep):
                 continue
             try:
-                self._release_claim(claim, keep, report)
+                self._release_claim(claim, keep, snap, report)
             except ApiError as err:
                 log.info("releasing claim %s deferred: %s", _ref(claim), err)
 
-    def _release_claim(self, claim: Obj, keep: list[Any], report: ReconcileReport) -> None:
+    def _release_claim(self, claim: Obj, keep: list[Any], snap: _Snapshot, report: ReconcileReport) -> None:
+        ns, name = str(_meta(claim).get("namespace", "")), str(_meta(claim).get("name", ""))
         status = dict(claim.get("status") or {})
         changed = False
         if keep != list(status.get("reservedFor") or []):
@@ -154,37 +215,35 @@ class Scheduler:
                 changed = True
         if changed:
             claim = self.store.update("resourceclaims", {**claim, "status": status}, subresource="status")
+            snap.put(claim, ns, name)
             report.released.append(_ref(claim))
         if not keep and FINALIZER in (_meta(claim).get("finalizers") or []):
             meta = dict(_meta(claim))
             meta["finalizers"] = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
-            with contextlib.suppress(NotFound):  # gone once the last finalizer of a deleted claim goes
-                self.store.update("resourceclaims", {**claim, "metadata": meta})
+            updated = self.store.update("resourceclaims", {**claim, "metadata": meta})
+            # A deleted claim is gone once its last finalizer is: keep it out of the snapshot then.
+            gone = bool(meta.get("deletionTimestamp")) and not meta["finalizers"]
+            snap.put(None if gone else updated, ns, name)
 
     # -- scheduling one pod -------------------------------------------------------------------------
 
-    def _schedule(self, pod: Obj, report: ReconcileReport) -> None:
+    def _schedule(self, pod: Obj, snap: _Snapshot, report: ReconcileReport) -> None:
         ns = str(_meta(pod).get("namespace", ""))
         try:
-            pod, claims = self._pod_claims(pod, report)
+            pod, claims = self._pod_claims(pod, snap, report)
         except _PodProblemError as err:
             self._unschedulable(pod, str(err), report)
             return
-        nodes = sorted(self.store.list("nodes"), key=lambda n: str(_meta(n).get("name", "")))
+        nodes = snap.nodes
         if not nodes:
             self._unschedulable(pod, "0/0 nodes are available: no nodes registered", report)
             return
         pending_claims = [c for c in claims if not (c.get("status") or {}).get("allocation")]
         allocated_here = [c for c in claims if (c.get("status") or {}).get("allocation")]
         if pending_claims:
-            slices = self.store.list("resourceslices")
-            classes = self.store.list("deviceclasses")
-            all_claims = self.store.list("resourceclaims")
-            rules = self.store.list("devicetaintrules") if "devicetaintrules" in self.store.served else []
-            try:
-                ns_labels = dict(_meta(self.store.get("namespaces", None, ns)).get("labels") or {})
-            except NotFound:
-                ns_labels = {}
+            slices, classes, rules = snap.allocation_inputs()
+            allocated = snap.allocated()
+            ns_labels = snap.namespace_labels(ns)
         reasons: list[str] = []
         for node in nodes:
             node_name = str(_meta(node).get("name", ""))
@@ -205,7 +264,7 @@ class Scheduler:
                         node_name=node_name,
                         slices=slices,
                         classes=classes,
-                        allocated_claims=[c for c in all_claims if (c.get("status") or {}).get("allocation")],
+                        allocated_claims=allocated,
                         namespace_labels=ns_labels,
                         node=node,
                         device_taint_rules=rules,
@@ -215,11 +274,11 @@ class Scheduler:
                 except (Unsatisfiable, AllocationError) as err:
                     reasons.append(f"{node_name}: {err}")
                     continue
-            self._commit(pod, claims, pending_claims, allocations, node_name, report)
+            self._commit(pod, claims, pending_claims, allocations, node_name, snap, report)
             return
         self._unschedulable(pod, f"0/{len(nodes)} nodes are available: " + "; ".join(reasons), report)
 
-    def _pod_claims(self, pod: Obj, report: ReconcileReport) -> tuple[Obj, list[Obj]]:
+    def _pod_claims(self, pod: Obj, snap: _Snapshot, report: ReconcileReport) -> tuple[Obj, list[Obj]]:
         """The pod's claims (creating template claims as needed) and the pod with updated claim statuses."""
         meta = _meta(pod)
         ns, uid = str(meta.get("namespace", "")), str(meta.get("uid", ""))
@@ -227,20 +286,16 @@ class Scheduler:
             "resourceClaimStatuses") or []}
         claims: list[Obj] = []
         new_statuses: list[dict[str, Any]] = []
-        owned: list[Obj] | None = None
         for entry in (pod.get("spec") or {}).get("resourceClaims") or []:
             pod_claim = str(entry.get("name", ""))
             if entry.get("resourceClaimName"):
                 name = str(entry["resourceClaimName"])
-                try:
-                    claim = self.store.get("resourceclaims", ns, name)
-                except NotFound:
-                    raise _PodProblemError(f'resourceclaim "{name}" not found') from None
+                found_claim = snap.claims.get((ns, name))
+                if found_claim is None:
+                    raise _PodProblemError(f'resourceclaim "{name}" not found')
+                claim = found_claim
             elif entry.get("resourceClaimTemplateName"):
-                if owned is None:
-                    owned = [c for c in self.store.list("resourceclaims", ns)
-                             if any(r.get("uid") == uid and r.get("controller")
-                                    for r in _meta(c).get("ownerReferences") or [])]
+                owned = snap.owned_by(uid)
                 found = [c for c in owned if _meta(c).get("name") == statuses.get(pod_claim)] or [
                     c for c in owned
                     if (_meta(c).get("annotations") or {}).get(POD_CLAIM_NAME_ANNOTATION) == pod_claim
@@ -249,6 +304,7 @@ class Scheduler:
                     claim = found[0]
                 else:
                     claim = self._claim_from_template(pod, pod_claim, str(entry["resourceClaimTemplateName"]))
+                    snap.put(claim, ns, str(_meta(claim).get("name")))
                     report.created_claims.append(_ref(claim))
                 new_statuses.append({"name": pod_claim, "resourceClaimName": _meta(claim).get("name")})
             else:
@@ -297,7 +353,7 @@ class Scheduler:
         return self.store.create("resourceclaims", body)
 
     def _commit(self, pod: Obj, claims: list[Obj], pending: list[Obj], allocations: list[Obj], node_name: str,
-                report: ReconcileReport) -> None:
+                snap: _Snapshot, report: ReconcileReport) -> None:
         meta = _meta(pod)
         me = {"resource": "pods", "name": meta.get("name"), "uid": meta.get("uid")}
         fresh = {id(c): a for c, a in zip(pending, allocations, strict=True)}
@@ -316,7 +372,8 @@ class Scheduler:
             if not any(r.get("uid") == me["uid"] for r in reserved):
                 reserved.append(me)
             status["reservedFor"] = reserved
-            self.store.update("resourceclaims", {**claim, "status": status}, subresource="status")
+            claim = self.store.update("resourceclaims", {**claim, "status": status}, subresource="status")
+            snap.put(claim, str(_meta(claim).get("namespace", "")), str(_meta(claim).get("name", "")))
         pod = self.store.update("pods", {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node_name}})
         self._set_condition(pod, {"type": "PodScheduled", "status": "True"})
         self._event(pod, "Normal", "Scheduled", f"Successfully assigned {_ref(pod)} to {node_name}")
