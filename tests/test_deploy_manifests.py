@@ -26,6 +26,9 @@ import kubernetes_validate
 import pytest
 import typer
 import yaml
+from cel_expr_python import cel
+from cel_expr_python.ext import ext_optional
+from google.protobuf import descriptor_pool
 
 from snn_dra.api import attributes as attr
 from snn_dra.api.attributes import DRIVER_NAME
@@ -459,6 +462,66 @@ def test_admission_policy_limits_the_plugins_slice_writes_to_its_node() -> None:
     assert "authentication.kubernetes.io/node-name" in variables["callerNode"]
     assert "oldObject" in variables["sliceNode"], "DELETE has no object: the node must come from oldObject"
     assert any(v["expression"] == "variables.callerNode == variables.sliceNode" for v in policy["spec"]["validations"])
+
+
+def _policy_verdict(policy: Obj, request: Obj, obj: Obj | None, old: Obj | None) -> tuple[bool, bool, str]:
+    """(matched, allowed, message) of the policy for one admission request, evaluated as the API server does:
+    match conditions, then the variables in order, then every validation (the first failure's message)."""
+    dyn_map = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
+    env = cel.NewEnv(
+        descriptor_pool.Default(),
+        variables={"request": dyn_map, "object": cel.Type.DYN, "oldObject": cel.Type.DYN, "variables": dyn_map},
+        extensions=[ext_optional.ExtOptional()],
+    )
+    data: dict[str, Any] = {"request": request, "object": obj, "oldObject": old, "variables": {}}
+
+    def run(expression: str) -> Any:
+        result = env.compile(expression).eval(data=data)
+        assert result.type() != cel.Type.ERROR, f"{expression}: {result.value()}"
+        return result.value()
+
+    if not all(run(c["expression"]) is True for c in policy["spec"]["matchConditions"]):
+        return False, True, ""
+    for variable in policy["spec"]["variables"]:
+        data["variables"] = {**data["variables"], variable["name"]: run(variable["expression"])}
+    for validation in policy["spec"]["validations"]:
+        if run(validation["expression"]) is not True:
+            message = (
+                run(validation["messageExpression"]) if "messageExpression" in validation else validation["message"]
+            )
+            return True, False, str(message)
+    return True, True, ""
+
+
+def test_admission_policy_lets_the_plugin_write_only_its_own_nodes_slices() -> None:
+    objects = render(BASE)
+    policy = one(objects, "ValidatingAdmissionPolicy")
+    sa = one(objects, "ServiceAccount")["metadata"]
+    plugin = f"system:serviceaccount:{sa['namespace']}:{sa['name']}"
+
+    def request(operation: str, user: str = plugin, node: str | None = "node-a") -> Obj:
+        extra = {"authentication.kubernetes.io/node-name": [node]} if node else {}
+        return {"operation": operation, "userInfo": {"username": user, "extra": extra}}
+
+    def slice_on(node: str) -> Obj:
+        return {"spec": {"driver": DRIVER_NAME, "nodeName": node}}
+
+    own, other, cluster_wide = slice_on("node-a"), slice_on("node-b"), {"spec": {"allNodes": True}}
+    assert _policy_verdict(policy, request("CREATE"), own, None) == (True, True, "")
+    assert _policy_verdict(policy, request("UPDATE"), own, own) == (True, True, "")
+    assert _policy_verdict(policy, request("DELETE"), None, own) == (True, True, "")
+    for operation, obj, old in (("CREATE", other, None), ("UPDATE", other, other), ("DELETE", None, other)):
+        matched, allowed, message = _policy_verdict(policy, request(operation), obj, old)
+        assert matched and not allowed and "node-b" in message, (operation, message)
+    matched, allowed, message = _policy_verdict(policy, request("CREATE"), cluster_wide, None)
+    assert not allowed and "without spec.nodeName" in message
+    matched, allowed, message = _policy_verdict(policy, request("CREATE", node=None), own, None)
+    assert not allowed and "ServiceAccountTokenPodNodeInfo" in message
+    # Anyone else (an admin, another driver) is not matched and keeps what RBAC gives them.
+    assert _policy_verdict(policy, request("CREATE", user="kubernetes-admin", node=None), other, None)[:2] == (
+        False,
+        True,
+    )
 
 
 def test_namespace_admits_the_privileged_pod_security_level() -> None:
