@@ -25,10 +25,14 @@ while IFS= read -r rel; do
   PROTOS+=("snn_dra/api/kubelet/$rel")
 done < <(cd "$ROOT/api/kubelet" && find . -name '*.proto' -printf '%P\n' | LC_ALL=C sort)
 
-(cd "$WORK/src" && "$PYTHON" -m grpc_tools.protoc -I . \
+# mypy-protobuf chats on stderr ("Writing mypy to ..."); show its output only when protoc fails.
+if ! (cd "$WORK/src" && "$PYTHON" -m grpc_tools.protoc -I . \
   --plugin=protoc-gen-mypy="$BIN/protoc-gen-mypy" --plugin=protoc-gen-mypy_grpc="$BIN/protoc-gen-mypy_grpc" \
   --python_out="$WORK/out" --grpc_python_out="$WORK/out" --mypy_out="$WORK/out" --mypy_grpc_out="$WORK/out" \
-  "${PROTOS[@]}" >/dev/null)
+  "${PROTOS[@]}") >"$WORK/protoc.log" 2>&1; then
+  cat "$WORK/protoc.log" >&2
+  exit 1
+fi
 
 (cd "$WORK/out/snn_dra/api/kubelet" && find . -type f -printf '%P\n' | LC_ALL=C sort) | while IFS= read -r rel; do
   mkdir -p "$OUT/$(dirname "$rel")"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import select
 import shutil
@@ -95,7 +96,8 @@ class LoopThread:
 
 @contextlib.contextmanager
 def running_server(
-    tmp: Path, preparer: Any, provider: Any = None, pod_uid: str | None = None, health_interval: float = 10.0
+    tmp: Path, preparer: Any, provider: Any = None, pod_uid: str | None = None, health_interval: float = 10.0,
+    supported_versions: tuple[str, ...] | None = None,
 ) -> Iterator[PluginServer]:
     lt = LoopThread()
     config = PluginConfig(
@@ -105,6 +107,8 @@ def running_server(
         health_interval=health_interval,
         stop_grace_seconds=2,
     )
+    if supported_versions is not None:
+        config = dataclasses.replace(config, supported_versions=supported_versions)
     server = PluginServer(config, preparer, provider)
     lt.run(server.start())
     server._test_loop = lt  # type: ignore[attr-defined]

@@ -191,7 +191,9 @@ def test_failed_claim_is_recorded_retried_and_recovers(
     assert "chip1 is tainted unhealthy" in cond.message
     assert _phase(api, "flaky") == "Pending"
     events = client.CoreV1Api(api).list_namespaced_event("default").items
-    assert any(e.reason == "FailedPrepareDynamicResources" and e.involved_object.name == "flaky" for e in events)
+    failed = [e for e in events if e.reason == "FailedPrepareDynamicResources" and e.involved_object.name == "flaky"]
+    assert len(failed) == 1  # retries with the same error do not pile up events
+    assert failed[0].type == "Warning" and "chip1 is tainted unhealthy" in failed[0].message
     assert uid not in kubelet.prepared_claims()
 
     preparer.results[uid] = Result(devices=(Dev(("npu",), NODE, "chip1", (_cdi(uid, "chip1"),)),))
@@ -235,3 +237,25 @@ def test_one_call_per_pod_with_all_its_claims_and_pods_on_other_nodes_ignored(
     assert [sorted(c[1]) for c in preparer.calls] == [sorted([ua, ub])]
     assert kubelet.cdi_devices_for("default", "multi", "main") == [_cdi(ua, "chip3"), _cdi(ub, "chip4")]
     assert _phase(api, "elsewhere") == "Pending"
+
+
+def test_plugin_preferring_v1beta1_is_called_over_v1beta1(
+    base: Path, api: client.ApiClient, embedded_server: EmbeddedApiServer  # noqa: F811
+) -> None:
+    prep = FixedPreparer()
+    with running_server(base, prep, supported_versions=("v1beta1.DRAPlugin", "v1.DRAPlugin")):
+        emu = KubeletEmulator(embedded_server.store, NODE, base / "plugins_registry", retry_initial_seconds=0.05,
+                              retry_max_seconds=0.2).start()  # fmt: skip
+        try:
+            assert emu.wait_for(lambda k: DRIVER in k.registered_plugins())
+            (ep,) = emu.registered_plugins()[DRIVER]
+            assert (ep.dra_service, ep.health_service) == ("v1beta1.DRAPlugin", None)
+            pod_uid = _create_pod(api, _pod("beta", {"a": "c-beta"}, {"main": [{"name": "a"}]}))
+            uid = _allocated_claim(api, "c-beta", [("router", "router0")], [pod_uid], ["beta"])
+            prep.results[uid] = Result(devices=(Dev(("router",), NODE, "router0", (_cdi(uid, "r"),), share_id="s9"),))
+            assert emu.wait_for(lambda k: _phase(api, "beta") == "Running")
+            (dev,) = emu.prepared_claims()[uid].devices[DRIVER]
+            assert dev.share_id is None  # v1beta1 has no share_id on the wire
+            assert dev.cdi_device_ids == (_cdi(uid, "r"),)
+        finally:
+            emu.stop()

@@ -639,8 +639,10 @@ class KubeletEmulator:
                 errors.append(err)
         if errors:
             message = "; ".join(errors)
+            repeated = message == state.last_error
             state.last_error = message
-            await self._record_failure(pod, message)
+            if not repeated:  # like the kubelet's event aggregation: one event per distinct failure
+                await self._record_failure(pod, message)
             return message
         with self._cond:
             for claim in claims:
