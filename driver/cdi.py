@@ -155,3 +155,42 @@ class CdiWriter:
             with contextlib.suppress(FileNotFoundError):
                 fsync_dir(self.dir)
         return True
+
+
+class UnresolvableCdiDevicesError(LookupError):
+    """A qualified CDI ID names no device in any spec dir (a runtime fails container creation with this)."""
+
+
+def resolve(ids: Sequence[str], dirs: Sequence[str | Path]) -> dict[str, list[Any]]:
+    """Merge the container edits the IDs select, as a CDI-enabled runtime would (for emulation and tests).
+
+    Specs are read from ``*.json`` files in ``dirs``; a later dir wins on a duplicate ID. Spec-level edits
+    are applied once per spec that contributes a device. Unknown IDs raise :class:`UnresolvableCdiDevicesError`.
+    """
+    devices: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+    for directory in dirs:
+        for path in sorted(Path(directory).glob("*.json")):
+            try:
+                spec = json.loads(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+                continue
+            for dev in spec.get("devices") or []:
+                if isinstance(dev, dict) and isinstance(dev.get("name"), str):
+                    devices[f"{spec['kind']}={dev['name']}"] = (str(path), spec, dev.get("containerEdits") or {})
+    missing = [i for i in ids if i not in devices]
+    if missing:
+        raise UnresolvableCdiDevicesError(f"unresolvable CDI devices {', '.join(missing)}")
+    merged: dict[str, list[Any]] = {"env": [], "deviceNodes": [], "mounts": [], "hooks": []}
+    seen_specs: set[str] = set()
+    for i in ids:
+        source, spec, edits = devices[i]
+        layers = [edits]
+        if source not in seen_specs:
+            seen_specs.add(source)
+            layers.insert(0, spec.get("containerEdits") or {})
+        for layer in layers:
+            for key, items in merged.items():
+                items.extend(layer.get(key) or [])
+    return merged

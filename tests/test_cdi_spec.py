@@ -165,3 +165,26 @@ def test_container_edit_models_dump_camel_case() -> None:
             "mounts": [{"hostPath": "/h", "containerPath": "/c"}],
         },
     }
+
+
+def test_resolve_merges_edits_and_refuses_unknown_ids(tmp_path: Path) -> None:
+    from snn_dra.driver.cdi import UnresolvableCdiDevicesError, resolve
+
+    w = CdiWriter(tmp_path / "run")
+    node = CdiDeviceNode(path="/dev/akida0")
+    w.write(UID, spec_json(build_spec([SpecDevice(f"{UID}-a", ("A=1",), (node,)), SpecDevice(f"{UID}-b", ("B=2",))])))
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "static.json").write_text(
+        json.dumps(
+            {
+                "cdiVersion": "0.3.0",
+                "kind": "snn.dra.dev/snn",
+                "devices": [{"name": f"{UID}-a", "containerEdits": {"env": ["OLD=1"]}}],
+            }
+        )
+    )
+    merged = resolve([f"snn.dra.dev/snn={UID}-a", f"snn.dra.dev/snn={UID}-b"], [tmp_path / "etc", tmp_path / "run"])
+    assert merged["env"] == ["A=1", "B=2"]  # the later dir wins
+    assert merged["deviceNodes"] == [{"path": "/dev/akida0"}]
+    with pytest.raises(UnresolvableCdiDevicesError, match=r"snn\.dra\.dev/snn=missing"):
+        resolve(["snn.dra.dev/snn=missing"], [tmp_path / "run"])
