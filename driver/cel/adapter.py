@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from cel_expr_python import cel
@@ -74,11 +75,15 @@ def make_semver(text: str) -> Any:
 # ---- the Kubernetes quantity and semver libraries -----------------------------------------------------------
 
 
+# Constructors return one shared message per literal: the engine never releases a callback's result, and a leaked
+# reference to an existing object costs no memory, where a fresh message per call would (~0.5 KB each).
+@lru_cache(maxsize=1024)
 def _quantity(text: str) -> Any:
     q.parse(text)
     return _Quantity(value=text)
 
 
+@lru_cache(maxsize=1024)
 def _semver(text: str, normalize: bool = False) -> Any:
     v = sv.parse(text, normalize)
     return _Semver(value=_format_version(v))
