@@ -352,8 +352,12 @@ class KubeletEmulator:
         return found
 
     async def _watch_registry(self) -> None:
-        """Poll the registry dir (the kubelet uses inotify); new or replaced sockets (re)register, gone ones leave."""
-        retry_at: dict[str, float] = {}
+        """Poll the registry dir (the kubelet uses inotify); new or replaced sockets (re)register, gone ones leave.
+
+        A failed registration is retried from the start with backoff (0.1 s doubling to 5 s), as the kubelet's
+        reconciler does while the socket file stays.
+        """
+        retry_at: dict[str, tuple[float, float]] = {}  # path -> (when, current backoff)
         while True:
             found = self._scan_registry()
             for path in list(self._seen_sockets):
@@ -363,15 +367,19 @@ class KubeletEmulator:
                     await self._deregister(path)
             for path, ident in found.items():
                 now = time.monotonic()
-                if self._seen_sockets.get(path) == ident and retry_at.get(path, float("inf")) > now:
+                same = self._seen_sockets.get(path) == ident
+                if same and (path not in retry_at or retry_at[path][0] > now):
                     continue
-                if self._seen_sockets.get(path) not in (None, ident):
-                    await self._deregister(path)
+                if not same:
+                    if path in self._seen_sockets:
+                        await self._deregister(path)
+                    retry_at.pop(path, None)
                 self._seen_sockets[path] = ident
                 if await self._register(path):
                     retry_at.pop(path, None)
                 else:
-                    retry_at[path] = now + 1.0
+                    backoff = min(5.0, retry_at[path][1] * 2) if path in retry_at else 0.1
+                    retry_at[path] = (time.monotonic() + backoff, backoff)
             await asyncio.sleep(self.registry_poll_seconds)
 
     async def _register(self, socket_path: str) -> bool:
