@@ -139,4 +139,6 @@ def test_two_claims_share_one_spike_router_by_capacity(namespace: str, worker: s
     for r in results:
         assert r["consumedCapacity"]["snn.dra.dev/eventThroughputMEPS"] == "128"
     for pod, share_id in zip(("user-a", "user-b"), share_ids, strict=True):
-        assert snn_values(container_env(namespace, pod), "SHARE_ID") == [share_id]
+        env = container_env(namespace, pod)
+        assert snn_values(env, "SHARE_ID") == [share_id]
+        assert snn_values(env, "SHARING") == ["shared"], "the DeviceClass config (FromClass) did not apply"

@@ -211,6 +211,16 @@ def test_device_class_selectors_never_fail_on_other_drivers_devices() -> None:
                 pytest.fail(f"DeviceClass {name}: selector raises on a foreign device: {e}")
 
 
+def test_device_class_configs_are_valid_and_mark_only_shared_devices_shared() -> None:
+    """A class config reaches every claim of the class: ``sharing: shared`` on a non-shared type would fail Prepare."""
+    for dc in of_kind(render(BASE), "DeviceClass"):
+        for entry in dc["spec"].get("config", []):
+            assert entry["opaque"]["driver"] == DRIVER_NAME
+            config = parse_config(entry["opaque"]["parameters"])
+            if config.sharing is not None and config.sharing.value == "shared":
+                assert TYPE_OF_CLASS[dc["metadata"]["name"]][0] in ("spikeRouter", "eventQueue"), dc["metadata"]
+
+
 # ------------------------------------------------------------------------------------------------- demo
 def test_demo_claims_use_only_device_classes_of_deploy_base() -> None:
     classes = set(device_classes())
