@@ -7,6 +7,7 @@ cel-expr-python 0.1.3). "raw" evaluates every time; "memo" is what the allocator
 
 from __future__ import annotations
 
+import resource
 import sys
 import time
 
@@ -37,20 +38,26 @@ def _devices(n: int) -> list:  # type: ignore[type-arg]
     ]
 
 
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     devices = _devices(1024)
     for label, expression in SELECTORS.items():
         sel = compile_selector(expression)
+        rss0 = _rss_mib()
         t0 = time.perf_counter()
         for i in range(n):
             sel.evaluate(devices[i % len(devices)])
         raw = n / (time.perf_counter() - t0)
+        grown = _rss_mib() - rss0
         t0 = time.perf_counter()
         for i in range(n):
             sel.matches(devices[i % len(devices)])
         memo = n / (time.perf_counter() - t0)
-        print(f"{label:22} raw {raw:>10,.0f} evals/s   memo {memo:>10,.0f} evals/s")
+        print(f"{label:22} raw {raw:>10,.0f} evals/s   memo {memo:>10,.0f} evals/s   raw RSS growth {grown:6.1f} MiB")
     t0 = time.perf_counter()
     for i in range(200):
         compile_selector(f'device.attributes["snn.dra.dev"].index == {i}')
