@@ -224,3 +224,15 @@ def test_run_loop_schedules_on_watch_events() -> None:
                 await task
 
     asyncio.run(scenario())
+
+
+def test_other_schedulers_pods_and_unschedulable_nodes_are_left_alone(store: Store) -> None:
+    other = pod("p-other", snn="template:one-chip")
+    other["spec"]["schedulerName"] = "my-scheduler"
+    store.create("pods", other)
+    node_b = store.get("nodes", None, "node-b")
+    store.update("nodes", {**node_b, "spec": {"unschedulable": True}})
+    store.create("pods", pod("p1", snn="template:one-chip"))
+    report = Scheduler(store).reconcile()
+    assert "default/p-other" not in report.unschedulable and "default/p-other" not in report.scheduled
+    assert report.unschedulable["default/p1"].startswith("0/1 nodes are available: node-a: ")

@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 FINALIZER = "resource.kubernetes.io/delete-protection"
 POD_CLAIM_NAME_ANNOTATION = "resource.kubernetes.io/pod-claim-name"
 CLAIM_API_VERSION = "resource.k8s.io/v1"
+SCHEDULER_NAME = "default-scheduler"
+"""Pods naming another scheduler are left alone, as the real default scheduler does."""
+MAX_RESERVED_FOR = 256
+"""``ResourceClaimReservedForMaxSize``."""
 WATCHED = ("pods", "resourceclaims", "resourceclaimtemplates", "resourceslices", "deviceclasses", "nodes",
            "namespaces", "devicetaintrules")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -130,7 +134,8 @@ class _Snapshot:
     @property
     def nodes(self) -> list[Obj]:
         if self._nodes is None:
-            self._nodes = sorted(self._store.list("nodes"), key=lambda n: str(_meta(n).get("name", "")))
+            nodes = [n for n in self._store.list("nodes") if not (n.get("spec") or {}).get("unschedulable")]
+            self._nodes = sorted(nodes, key=lambda n: str(_meta(n).get("name", "")))
         return self._nodes
 
     def allocation_inputs(self) -> tuple[list[Obj], list[Obj], list[Obj]]:
@@ -172,6 +177,7 @@ class Scheduler:
         pending = [
             p for p in pods
             if not (p.get("spec") or {}).get("nodeName")
+            and (p.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) in ("", SCHEDULER_NAME)
             and not _meta(p).get("deletionTimestamp")
             and (p.get("status") or {}).get("phase", "Pending") == "Pending"
         ]
@@ -236,7 +242,7 @@ class Scheduler:
             return
         nodes = snap.nodes
         if not nodes:
-            self._unschedulable(pod, "0/0 nodes are available: no nodes registered", report)
+            self._unschedulable(pod, "0/0 nodes are available: no schedulable nodes registered", report)
             return
         pending_claims = [c for c in claims if not (c.get("status") or {}).get("allocation")]
         allocated_here = [c for c in claims if (c.get("status") or {}).get("allocation")]
@@ -311,6 +317,10 @@ class Scheduler:
                 raise _PodProblemError(f"pod claim {pod_claim} names neither a claim nor a template")
             if _meta(claim).get("deletionTimestamp"):
                 raise _PodProblemError(f'resourceclaim "{_meta(claim).get("name")}" is being deleted')
+            reserved = (claim.get("status") or {}).get("reservedFor") or []
+            if len(reserved) >= MAX_RESERVED_FOR and not any(r.get("uid") == uid for r in reserved):
+                raise _PodProblemError(f'resourceclaim "{_meta(claim).get("name")}" is already reserved for '
+                                       f"{len(reserved)} consumers, the maximum; it cannot be shared further")
             claims.append(claim)
         if new_statuses and new_statuses != (pod.get("status") or {}).get("resourceClaimStatuses"):
             status = dict(pod.get("status") or {})
