@@ -131,3 +131,11 @@ def test_bad_taint_rule_is_rejected(mutate: Any, path: str, ctype: CauseType) ->
 def test_taint_rule_v1_not_served_before_137() -> None:
     errs = fields(validate_object(taint_rule(), None, "1.36"))
     assert errs["apiVersion"].type == CauseType.NOT_SUPPORTED
+
+
+def test_taint_rule_status_conditions_limit() -> None:
+    r = taint_rule()
+    cond = {"status": "True", "reason": "Applied", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    r["status"] = {"conditions": [dict(cond, type=f"T{i}") for i in range(9)]}
+    errs = fields(validate_object(r, None, "1.37"))
+    assert errs["status.conditions"].type == CauseType.TOO_MANY

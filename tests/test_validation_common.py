@@ -96,3 +96,19 @@ def test_unknown_kind_is_not_supported() -> None:
     obj = {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimList", "metadata": {}, "items": []}
     errs = validate_object(obj, None, "1.37")
     assert any(e.field == "kind" and e.type == CauseType.NOT_SUPPORTED for e in errs)
+
+
+def test_device_taint_effect_none_only_from_136() -> None:
+    taint = {"key": "snn.dra.dev/degraded", "effect": "None"}
+    assert c.validate_device_taint(taint, "t", "1.37") == []
+    errs = c.validate_device_taint(taint, "t", "1.34")
+    assert errs[0].field == "t.effect" and errs[0].type == CauseType.NOT_SUPPORTED
+
+
+def test_conditions_rules() -> None:
+    good = {"type": "Ready", "status": "True", "reason": "Prepared", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    assert c.validate_conditions([good], "s", 8) == []
+    errs = {e.field: e for e in c.validate_conditions([good, dict(good, reason="bad reason")], "s", 8)}
+    assert errs["s[1].type"].type == CauseType.DUPLICATE
+    assert errs["s[1].reason"].type == CauseType.INVALID
+    assert c.validate_conditions([good] * 9, "s", 8)[0].type == CauseType.TOO_MANY

@@ -43,7 +43,6 @@ from snn_dra.driver.validation.common import (
 )
 from snn_dra.driver.validation.errors import CauseType, FieldError
 from snn_dra.driver.validation.selectors import (
-    collect_expressions,
     stored_parameters,
     validate_config_entry,
     validate_selectors,
@@ -87,7 +86,7 @@ def validate_resource_claim(obj: Mapping[str, Any], old: Mapping[str, Any] | Non
     if old is not None and spec != old.get("spec"):
         # A spec change is rejected outright; status rules would only report follow-on noise.
         return [immutable("spec", spec)]
-    errs = validate_claim_spec(spec, "spec", profile, stored_spec=None) if old is None else []
+    errs = validate_claim_spec(spec, "spec", profile) if old is None else []
     status = obj.get("status")
     old_status = old.get("status") if old is not None else None
     if status is not None and status != old_status:
@@ -112,7 +111,7 @@ def validate_resource_claim_template(
                 errs.append(forbidden(child("spec.metadata", field), "only labels and annotations may be set here"))
         errs.extend(validate_labels(m.get("labels"), "spec.metadata.labels"))
         errs.extend(validate_annotations(m.get("annotations"), "spec.metadata.annotations"))
-    errs.extend(validate_claim_spec(spec.get("spec"), "spec.spec", profile, stored_spec=None))
+    errs.extend(validate_claim_spec(spec.get("spec"), "spec.spec", profile))
     return errs
 
 
@@ -129,8 +128,9 @@ def request_names(spec: Any) -> RequestNames:
     return names
 
 
-def validate_claim_spec(spec: Any, path: str, profile: str, stored_spec: Any) -> list[FieldError]:
-    """``ResourceClaimSpec``; ``stored_spec`` (old spec on update) supplies stored selectors and parameters."""
+def validate_claim_spec(spec: Any, path: str, profile: str) -> list[FieldError]:
+    """``ResourceClaimSpec`` on create (it is immutable, so nothing in it is ever "stored" and every selector
+    is compiled and every parameter size-checked)."""
     if spec is None:
         return []
     if not isinstance(spec, Mapping):
@@ -141,8 +141,7 @@ def validate_claim_spec(spec: Any, path: str, profile: str, stored_spec: Any) ->
     dpath = child(path, "devices")
     if not isinstance(devices, Mapping):
         return [type_invalid(dpath, devices, "an object")]
-    stored = collect_expressions(stored_spec)
-    old_devices = as_mapping(as_mapping(stored_spec).get("devices"))
+    stored: set[str] = set()
 
     requests, errs = check_list(devices.get("requests"), child(dpath, "requests"), DEVICE_REQUESTS_MAX_SIZE, "requests")
     seen: set[str] = set()
@@ -165,7 +164,7 @@ def validate_claim_spec(spec: Any, path: str, profile: str, stored_spec: Any) ->
 
     configs, ferrs = check_list(devices.get("config"), child(dpath, "config"), DEVICE_CONFIG_MAX_SIZE, "config entries")
     errs.extend(ferrs)
-    stored_params = stored_parameters(old_devices.get("config"))
+    stored_params: list[Any] = []
     for i, cfg in enumerate(configs):
         errs.extend(
             validate_config_entry(
