@@ -273,3 +273,22 @@ def test_stop_ends_health_streams_and_removes_sockets(base: Path) -> None:
     assert time.monotonic() - started < 1.5  # the open stream did not hold the 2 s stop grace
     assert not dra.exists() and not registration.exists()
     ch.close()
+
+
+def test_failing_health_provider_ends_the_stream_with_unavailable(base: Path) -> None:
+    calls = {"n": 0}
+
+    def provider() -> list[DeviceHealthEntry]:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError("sysfs unreadable")
+        return [DeviceHealthEntry("node-a", "chip0", HealthStatus.HEALTHY, 1_700_000_000)]
+
+    with running_server(base, _preparer(), provider) as server, channel(server.paths.dra) as ch:
+        stream = h1a1_grpc.DRAResourceHealthStub(ch).NodeWatchResources(h1a1.NodeWatchResourcesRequest(), timeout=60)
+        assert len(next(stream).devices) == 1
+        server.health.notify_changed()
+        with pytest.raises(grpc.RpcError) as err:
+            next(stream)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "sysfs unreadable" in err.value.details()

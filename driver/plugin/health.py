@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from typing_extensions import override
 
 from snn_dra.api.kubelet.dra_health.v1 import api_pb2 as health_v1
@@ -56,6 +57,10 @@ HealthProvider = Callable[[], Sequence[DeviceHealthEntry]]
 """Returns the complete current device list; called on the event loop, so it must be cheap and thread-safe."""
 
 
+class HealthProviderError(RuntimeError):
+    """The health provider raised; the stream ends with an error instead of sending a wrong list."""
+
+
 def clip_message(message: str) -> str:
     """Keep messages within the kubelet's 1024-character limit the way it would cut them itself."""
     return message if len(message) <= MESSAGE_MAX else message[: MESSAGE_MAX - 3] + "..."
@@ -91,7 +96,12 @@ class HealthHub:
         self.notify_changed()
 
     def snapshot(self) -> list[DeviceHealthEntry]:
-        return list(self._provider())
+        """The provider's current list; a failing provider ends the streams (the kubelet re-opens in 5 s)."""
+        try:
+            return list(self._provider())
+        except Exception as exc:
+            log.exception("health provider failed")
+            raise HealthProviderError(f"device health is unavailable: {type(exc).__name__}: {exc}") from exc
 
     async def subscribe(self) -> AsyncIterator[list[DeviceHealthEntry]]:
         """Yield a full snapshot now, after every change notification, and at least every ``interval`` seconds."""
@@ -156,6 +166,8 @@ class HealthV1Servicer(health_v1_grpc.DRAResourceHealthServicer):
         try:
             async for snapshot in self._hub.subscribe():
                 yield to_v1(snapshot)
+        except HealthProviderError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         finally:
             log.info("health stream v1 closed")
 
@@ -174,5 +186,7 @@ class HealthV1Alpha1Servicer(health_v1alpha1_grpc.DRAResourceHealthServicer):
         try:
             async for snapshot in self._hub.subscribe():
                 yield to_v1alpha1(snapshot)
+        except HealthProviderError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         finally:
             log.info("health stream v1alpha1 closed")
