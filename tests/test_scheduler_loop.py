@@ -236,3 +236,16 @@ def test_other_schedulers_pods_and_unschedulable_nodes_are_left_alone(store: Sto
     report = Scheduler(store).reconcile()
     assert "default/p-other" not in report.unschedulable and "default/p-other" not in report.scheduled
     assert report.unschedulable["default/p1"].startswith("0/1 nodes are available: node-a: ")
+
+
+def test_device_taint_rules_in_the_store_steer_allocation(store: Store) -> None:
+    store.create("devicetaintrules", {
+        "apiVersion": "resource.k8s.io/v1", "kind": "DeviceTaintRule", "metadata": {"name": "drain-chip-0"},
+        "spec": {"deviceSelector": {"driver": DRIVER, "pool": "node-b", "device": "chip-0"},
+                 "taint": {"key": "snn.dra.dev/maintenance", "effect": "NoSchedule"}},
+    })
+    store.create("pods", pod("p1", snn="template:one-chip"))
+    assert Scheduler(store).reconcile().scheduled == {"default/p1": "node-b"}
+    name = store.get("pods", "default", "p1")["status"]["resourceClaimStatuses"][0]["resourceClaimName"]
+    results = store.get("resourceclaims", "default", name)["status"]["allocation"]["devices"]["results"]
+    assert [r["device"] for r in results] == ["chip-1"]
