@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from kubernetes import client, config
+
+if TYPE_CHECKING:
+    from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
 
 DRIVER = "snn.dra.dev"
+
+
+def api_client_for(server: EmbeddedApiServer) -> client.ApiClient:
+    """An official-client ApiClient from the server's kubeconfig (HTTPS, CA data, bearer token)."""
+    return config.new_client_from_config(config_file=str(server.kubeconfig_path))
 
 
 def node(name: str) -> dict[str, Any]:

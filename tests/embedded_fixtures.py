@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from embedded_api_objects import api_client_for
+from kubernetes import client
 
 from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
 
@@ -38,10 +39,6 @@ def embedded_server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
 def embedded_server(embedded_server_factory: ServerFactory) -> EmbeddedApiServer:
     """A started 1.37 server (namespaces default, kube-system, ... exist); bookmarks every 0.2 s."""
     return embedded_server_factory(profile="1.37")
-
-
-def api_client_for(server: EmbeddedApiServer) -> client.ApiClient:
-    return config.new_client_from_config(config_file=str(server.kubeconfig_path))
 
 
 @pytest.fixture

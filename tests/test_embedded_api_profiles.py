@@ -6,8 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from embedded_api_objects import DRIVER, claim, resource_slice
-from embedded_fixtures import api_client_for
+from embedded_api_objects import DRIVER, api_client_for, claim, resource_slice
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 

@@ -7,8 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from embedded_api_objects import claim, resource_slice
-from embedded_fixtures import api_client_for
+from embedded_api_objects import api_client_for, claim, resource_slice
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
@@ -117,3 +116,29 @@ def test_store_watch_in_process_and_gone() -> None:
     with pytest.raises(Gone) as e:
         asyncio.run(too_old())
     assert e.value.status()["reason"] == "Expired" and e.value.code == 410
+
+
+def test_disconnected_watch_is_cleaned_up(embedded_server_factory: Any) -> None:
+    srv = embedded_server_factory()
+    api = api_client_for(srv)
+    try:
+        res = client.ResourceV1Api(api)
+        resp = res.list_resource_slice(watch=True, _preload_content=False, timeout_seconds=60)
+        assert _wait_for(lambda: len(srv.store._subs) == 1)
+        resp.close()
+        resp.release_conn()
+        api.close()
+        assert _wait_for(lambda: not srv.store._subs), "the server kept the watch of a gone client"
+    finally:
+        api.close()
+
+
+def _wait_for(cond: Any, timeout: float = 10.0) -> bool:
+    done = threading.Event()
+    deadline = 0.0
+    while deadline < timeout:
+        if cond():
+            return True
+        done.wait(0.02)
+        deadline += 0.02
+    return bool(cond())

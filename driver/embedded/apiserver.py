@@ -352,8 +352,10 @@ class ApiServerApp:
                     await resp.write(json.dumps(ev).encode() + b"\n")
         except ApiError as e:
             await resp.write(json.dumps({"type": "ERROR", "object": e.status()}).encode() + b"\n")
-        except (TimeoutError, asyncio.CancelledError, ConnectionResetError):
+        except TimeoutError:
             pass
+        except ConnectionResetError:  # the client went away
+            return resp
         finally:
             await events.aclose()
             self._watches.discard(task)
@@ -403,7 +405,8 @@ class EmbeddedApiServer:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert.cert_path, cert.key_path)
         self._api = ApiServerApp(self.store, self.token, self.bookmark_interval)
-        self._runner = web.AppRunner(self._api.app, access_log=None, shutdown_timeout=1.0)
+        # handler_cancellation: a watch whose client disconnected is cancelled at once instead of lingering.
+        self._runner = web.AppRunner(self._api.app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx)
         await site.start()
