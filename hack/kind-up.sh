@@ -20,6 +20,13 @@ for tool in "$KIND" kubectl; do
   fi
 done
 
+# Node images work only with the kind release that built them; the default one needs kind >= v0.33.0.
+kind_version=$("$KIND" version | sed -n 's/^kind v\([0-9]*\.[0-9]*\)\..*/\1/p')
+if [ -z "${KIND_NODE_IMAGE:-}" ] && [ -n "$kind_version" ] &&
+  [ "$(printf '%s\n0.33\n' "$kind_version" | sort -V | head -n1)" != "0.33" ]; then
+  echo "warning: kind v$kind_version is older than v0.33.0, which built $IMAGE; upgrade kind or set KIND_NODE_IMAGE" >&2
+fi
+
 if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   echo "==> kind cluster '$CLUSTER' already exists; reusing it"
 else

@@ -617,3 +617,65 @@ def test_e2e_modules_import(module: str, monkeypatch: pytest.MonkeyPatch) -> Non
     """The e2e suite never runs in the default CI job, so at least prove every module imports cleanly."""
     monkeypatch.syspath_prepend(str(REPO))
     importlib.import_module(f"e2e.{module}")
+
+
+def _stub(bin_dir: Path, name: str, body: str) -> None:
+    path = bin_dir / name
+    path.write_text(f'#!/usr/bin/env bash\necho "{name} $*" >> "$STUB_LOG"\n{body}\n')
+    path.chmod(0o755)
+
+
+def _run_script(
+    tmp_path: Path, script: str, clusters: str = "", **env: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run a hack script with stub kind/kubectl/docker on PATH; returns the process and the stubs' call log."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "calls.log"
+    log.touch()
+    _stub(
+        bin_dir,
+        "kind",
+        f'case "$1" in version) echo "kind v0.33.0 go1.25 linux/amd64";; get) printf "{clusters}";; esac',
+    )
+    _stub(bin_dir, "kubectl", "true")
+    _stub(bin_dir, "docker", "true")
+    full_env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "STUB_LOG": str(log)}
+    for name in ("KIND_NODE_IMAGE", "KIND_CLUSTER_NAME", "KIND", "IMAGE", "TAG", "CONTAINER_TOOL"):
+        full_env.pop(name, None)
+    full_env.update(env)
+    proc = subprocess.run(
+        ["bash", str(REPO / script)], env=full_env, capture_output=True, text=True, timeout=60, check=False
+    )
+    return proc, log.read_text().splitlines()
+
+
+def test_kind_up_creates_the_cluster_from_the_config_once(tmp_path: Path) -> None:
+    proc, calls = _run_script(tmp_path, "hack/kind-up.sh")
+    assert proc.returncode == 0, proc.stderr
+    [create] = [c for c in calls if c.startswith("kind create cluster")]
+    assert "--name snn-dra" in create and "--config hack/kind-config.yaml" in create
+    assert re.search(r"--image kindest/node:v1\.37\.0@sha256:[0-9a-f]{64}", create), create
+    assert "kubectl wait --for=condition=Ready node --all --timeout=180s" in calls
+
+    again = tmp_path / "again"
+    again.mkdir()
+    proc, calls = _run_script(again, "hack/kind-up.sh", clusters="snn-dra\\n")
+    assert proc.returncode == 0, proc.stderr
+    assert not [c for c in calls if c.startswith("kind create")], "an existing cluster must be reused"
+
+
+def test_kind_up_uses_the_requested_node_image(tmp_path: Path) -> None:
+    image = "kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d"
+    proc, calls = _run_script(tmp_path, "hack/kind-up.sh", KIND_NODE_IMAGE=image, KIND_CLUSTER_NAME="other")
+    assert proc.returncode == 0, proc.stderr
+    [create] = [c for c in calls if c.startswith("kind create cluster")]
+    assert f"--image {image}" in create and "--name other" in create
+
+
+def test_build_image_builds_the_image_the_kind_overlay_runs(tmp_path: Path) -> None:
+    proc, calls = _run_script(tmp_path, "hack/build-image.sh")
+    assert proc.returncode == 0, proc.stderr
+    [build] = [c for c in calls if c.startswith("docker build")]
+    assert build.endswith(f"-t {plugin_container(render(KIND))['image']} .")
+    assert proc.stdout.strip().splitlines()[-1] == plugin_container(render(KIND))["image"]
