@@ -2,6 +2,8 @@
 
 Every save replaces ``checkpoint.json`` atomically (temp + fsync + rename + directory fsync, mode 0600)
 and first hard-links the outgoing file to ``checkpoint.json.prev``: one good generation is always kept.
+The PrepareStarted write may skip the fsyncs (``durable=False``): a process kill cannot lose it (the rename
+is atomic), and after a power loss the boot id changes and every started claim is rolled back anyway.
 
 Corruption is handled in two layers, so one bad byte does not forget every prepared claim:
 * the file does not parse or has a foreign header/version: it is moved to ``checkpoint.json.corrupt-<ts>``
@@ -146,8 +148,12 @@ class CheckpointStore:
             log.error("%s", p)
         return LoadedCheckpoint(claims, boot_id, problems)
 
-    def save(self, claims: Mapping[str, CheckpointClaim]) -> None:
-        """Persist ``claims`` with the current boot id; the old file becomes ``.prev``."""
+    def save(self, claims: Mapping[str, CheckpointClaim], *, durable: bool = True) -> None:
+        """Persist ``claims`` with the current boot id; the old file becomes ``.prev``.
+
+        Always atomic (a killed process leaves the old or the new file). ``durable=False`` skips the
+        fsyncs: only for states that a reboot discards anyway (PrepareStarted, see ``prepare.py``).
+        """
         if not self.dir.is_dir():
             self.dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         body: dict[str, Any] = Checkpoint(
@@ -160,7 +166,7 @@ class CheckpointStore:
             link.unlink(missing_ok=True)
             os.link(self.path, link)
             link.replace(self.prev_path)
-        atomic_write(self.path, data, FILE_MODE)
+        atomic_write(self.path, data, FILE_MODE, sync_dir=durable, sync_file=durable)
 
 
 def _safe_spec_name(uid: str) -> str:

@@ -15,8 +15,9 @@
    changed (the tmpfs pitfall of ``cdi.md`` §7).
 4. New claims: results of this driver in this node's pool, opaque configs of this driver merged
    (FromClass before FromClaim, list order within each, a field set later wins, ``requests`` scoping),
-   validated, checked for overlap with other claims, then recorded ``PrepareStarted`` (one checkpoint
-   write for the batch), CDI specs written, and recorded ``PrepareCompleted`` (one more write).
+   validated, checked for overlap with other claims, then recorded ``PrepareStarted`` (one atomic checkpoint
+   write for the batch, not fsync'd), CDI specs written (atomic, not fsync'd: the checkpoint holds their
+   content), and recorded ``PrepareCompleted`` (one atomic, fsync'd write): one durable write per call.
 
 **What a container sees** (CDI edits of each allocated device; ``<D>`` is the device name upper-cased
 with ``-`` turned into ``_``, so several devices in one container never overwrite each other):
@@ -352,7 +353,9 @@ class Preparer:
             self._fault("before_checkpoint_started")
             for p in plans:
                 state.claims[p.ref.uid] = p.entry
-            self.store.save(state.claims)
+            # Atomic but not fsync'd: a kill leaves it intact; a power loss changes the boot id, and then
+            # started entries are rolled back and spec files without an entry are removed (see _load).
+            self.store.save(state.claims, durable=False)
             self._fault("after_checkpoint_started")
             self.cdi.write_many([(p.ref.uid, p.entry.cdi_spec) for p in plans])
             self._fault("after_cdi_written")

@@ -268,3 +268,19 @@ def test_unwritable_cdi_dir_fails_new_claims_cleanly(tmp_path: Path) -> None:
     err = out[c["metadata"]["uid"]].error
     assert "default/c1" in err and "writing state failed" in err and str(tmp_path / "cdi") in err
     assert json.loads((tmp_path / "state" / "checkpoint.json").read_text())["claims"] == {}
+
+
+def test_one_durable_write_per_prepare_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    claims = [claim(f"c{i}", results=[result(d)]) for i, d in enumerate(["n1-c0", "n1-c1-router"])]
+    p = make_preparer(tmp_path, FakeClaimSource(*claims))
+    p.prepare([ref(claims[0])])  # first call creates the dirs
+    real = os.fsync
+    calls: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    assert p.prepare([ref(claims[1])])[claims[1]["metadata"]["uid"]].error == ""
+    assert len(calls) == 2  # the PrepareCompleted checkpoint: file + directory
+    calls.clear()
+    p.prepare([ref(claims[1])])
+    assert calls == []  # a repeat with everything in place writes nothing
