@@ -20,6 +20,16 @@ A burst of events (a board losing power takes all its chips) must cost one repub
 :meth:`HealthMonitor.run` applies every event the backend has already delivered before it calls back, and
 at most one inventory callback runs per ``min_interval``. The health stream is told at once, since the hub
 already coalesces its snapshots.
+
+Wiring (the plugin command)::
+
+    monitor = HealthMonitor(inventory, build_model(inventory, cfg.publish),
+                            on_inventory_change=slice_republisher(publisher, cfg.publish))
+    server = PluginServer(plugin_config, preparer, health_provider=monitor.entries)
+    monitor.on_health_change = server.health.notify_changed
+    task = asyncio.create_task(monitor.run(backend.watch_health()))
+    ...
+    monitor.stop(); await task
 """
 
 from __future__ import annotations
