@@ -20,6 +20,7 @@ from plugin_support import Dev, FixedPreparer, Result, running_server, short_dir
 
 from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
 from snn_dra.driver.embedded.kubelet import KubeletEmulator
+from snn_dra.driver.plugin.health import DeviceHealthEntry, HealthStatus
 from snn_dra.driver.plugin.server import PluginServer
 
 DRIVER = "snn.dra.dev"
@@ -257,5 +258,52 @@ def test_plugin_preferring_v1beta1_is_called_over_v1beta1(
             (dev,) = emu.prepared_claims()[uid].devices[DRIVER]
             assert dev.share_id is None  # v1beta1 has no share_id on the wire
             assert dev.cdi_device_ids == (_cdi(uid, "r"),)
+        finally:
+            emu.stop()
+
+
+def test_device_health_reaches_pod_status(
+    base: Path, api: client.ApiClient, embedded_server: EmbeddedApiServer  # noqa: F811
+) -> None:
+    health = {"chip5": HealthStatus.HEALTHY}
+
+    def provider() -> list[DeviceHealthEntry]:
+        return [DeviceHealthEntry(NODE, d, h, 1_700_000_000, 60) for d, h in health.items()]
+
+    prep = FixedPreparer()
+    with running_server(base, prep, provider) as server:
+        emu = KubeletEmulator(embedded_server.store, NODE, base / "plugins_registry", retry_initial_seconds=0.05,
+                              retry_max_seconds=0.2).start()  # fmt: skip
+        try:
+            pod_uid = _create_pod(
+                api,
+                _pod("watched", {"accel": "c-h"}, {"main": [{"name": "accel", "request": "npu"}], "aux": []}),
+            )
+            uid = _allocated_claim(api, "c-h", [("npu", "chip5"), ("router", "router5")], [pod_uid], ["watched"])
+            prep.results[uid] = Result(
+                devices=(
+                    Dev(("npu",), NODE, "chip5", (_cdi(uid, "chip5"),)),
+                    Dev(("router",), NODE, "router5", ()),
+                )
+            )
+            assert emu.wait_for(lambda k: _phase(api, "watched") == "Running")
+
+            def allocated(container: str) -> list[dict[str, Any]]:
+                pod = client.CoreV1Api(api).read_namespaced_pod_status("watched", "default", _preload_content=False)
+                statuses = json.loads(pod.data)["status"]["containerStatuses"]
+                status = next(s for s in statuses if s["name"] == container)
+                return list(status.get("allocatedResourcesStatus", []))
+
+            def healths() -> list[str]:
+                return [r["health"] for a in allocated("main") for r in a["resources"]]
+
+            assert emu.wait_for(lambda k: healths() == ["Healthy"])
+            assert allocated("main") == [
+                {"name": "claim:accel/npu", "resources": [{"resourceID": _cdi(uid, "chip5"), "health": "Healthy"}]}
+            ]
+            assert allocated("aux") == []
+            health["chip5"] = HealthStatus.UNHEALTHY
+            server.health.notify_changed()
+            assert emu.wait_for(lambda k: healths() == ["Unhealthy"])
         finally:
             emu.stop()

@@ -167,6 +167,8 @@ class _PodState:
     failures: int = 0
     next_attempt: float = 0.0
     last_error: str = ""
+    resource_health: list[dict[str, Any]] | None = None
+    """The containerStatuses last written (allocatedResourcesStatus changes with device health)."""
 
 
 class KubeletEmulator:
@@ -204,6 +206,7 @@ class KubeletEmulator:
         self._claims: dict[str, PreparedClaim] = {}
         self._pods: dict[str, _PodState] = {}
         self._health: dict[str, dict[tuple[str, str], DeviceHealth]] = {}
+        self._health_received: dict[str, float] = {}
         self._rejections: dict[str, str] = {}
         self._events: list[dict[str, Any]] = []
 
@@ -499,6 +502,7 @@ class KubeletEmulator:
                     }
                     with self._cond:
                         self._health[driver] = snapshot
+                        self._health_received[driver] = time.monotonic()
                     self._changed()
             except grpc.aio.AioRpcError as exc:
                 log.info("health stream of %s ended: %s", driver, exc.code().name)
@@ -595,6 +599,7 @@ class KubeletEmulator:
                 state.next_attempt = time.monotonic() + delay
                 next_wake = state.next_attempt if next_wake is None else min(next_wake, state.next_attempt)
             self._changed()
+        await self._refresh_resource_health()
         retry = await self._unprepare_unused()
         if retry is not None:
             next_wake = retry if next_wake is None else min(next_wake, retry)
@@ -795,15 +800,91 @@ class KubeletEmulator:
         if message:
             c["message"] = message
 
+    def _container_statuses(self, pod: Mapping[str, Any], started: str) -> list[dict[str, Any]]:
+        """Running container statuses with ``allocatedResourcesStatus`` from the drivers' health (KEP-4680)."""
+        with self._cond:
+            out = []
+            for c in pod.get("spec", {}).get("containers") or []:
+                status: dict[str, Any] = {
+                    "name": c["name"],
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": started}},
+                }
+                resources = self._resource_health(pod, c["name"])
+                if resources:
+                    status["allocatedResourcesStatus"] = resources
+                out.append(status)
+            return out
+
+    def _resource_health(self, pod: Mapping[str, Any], container: str) -> list[dict[str, Any]]:
+        """``claim:<podClaim>[/<request>]`` entries; resourceID is the first CDI ID, else driver/pool/device."""
+        spec = pod.get("spec", {})
+        entry = next((c for c in spec.get("containers") or [] if c.get("name") == container), None)
+        if entry is None:
+            return []
+        names = pod_claim_names(pod)
+        ns = pod["metadata"].get("namespace", "")
+        by_name = {(c.namespace, c.name): c for c in self._claims.values()}
+        now = time.monotonic()
+        out: list[dict[str, Any]] = []
+        for ref in entry.get("resources", {}).get("claims") or []:
+            claim_name = names.get(ref.get("name", ""))
+            info = by_name.get((ns, claim_name)) if claim_name else None
+            if info is None:
+                continue
+            request = ref.get("request", "")
+            resources: list[dict[str, str]] = []
+            for driver, devices in sorted(info.devices.items()):
+                known = self._health.get(driver, {})
+                for d in devices:
+                    if request and d.request_names and request not in d.request_names:
+                        continue
+                    h = known.get((d.pool, d.device))
+                    health = "Unknown"
+                    if h is not None:
+                        timeout = h.timeout_seconds if h.timeout_seconds > 0 else 30
+                        fresh = self._health_received.get(driver, 0.0) + timeout >= now
+                        health = h.health if fresh else "Unknown"
+                    rid = d.cdi_device_ids[0] if d.cdi_device_ids else f"{driver}/{d.pool}/{d.device}"
+                    resources.append({"resourceID": rid, "health": health})
+            name = f"claim:{ref.get('name', '')}" + (f"/{request}" if request else "")
+            out.append({"name": name, "resources": resources})
+        return out
+
+    async def _refresh_resource_health(self) -> None:
+        """Rewrite containerStatuses of running pods whose device health changed."""
+        with self._cond:
+            running = [s for s in self._pods.values() if s.running]
+        for state in running:
+            started = state.pod.get("status", {}).get("startTime") or _now_rfc3339()
+            statuses = self._container_statuses(state.pod, started)
+            if statuses == state.resource_health:
+                continue
+            state.resource_health = statuses
+
+            def mutate(pod: dict[str, Any], statuses: list[dict[str, Any]] = statuses) -> None:
+                pod.setdefault("status", {})["containerStatuses"] = statuses
+
+            await self._update_status(state.pod, mutate)
+
     async def _mark_running(self, key: str, state: _PodState) -> None:
+        started = _now_rfc3339()
+        statuses = self._container_statuses(state.pod, started)
+
         def mutate(pod: dict[str, Any]) -> None:
             status = pod.setdefault("status", {})
             status["phase"] = "Running"
-            status.setdefault("startTime", _now_rfc3339())
+            status.setdefault("startTime", started)
             for ctype in ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"):
                 self._set_condition(pod, ctype, "True")
+            status["containerStatuses"] = statuses
 
         await self._update_status(state.pod, mutate)
+        state.resource_health = statuses
         state.running = True
         log.info("pod %s is running with %d prepared claim(s)", key, len(pod_claim_names(state.pod)))
 
