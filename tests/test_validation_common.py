@@ -112,3 +112,15 @@ def test_conditions_rules() -> None:
     assert errs["s[1].type"].type == CauseType.DUPLICATE
     assert errs["s[1].reason"].type == CauseType.INVALID
     assert c.validate_conditions([good] * 9, "s", 8)[0].type == CauseType.TOO_MANY
+
+
+def test_beta_versions_get_schema_checks_only() -> None:
+    beta = {
+        "apiVersion": "resource.k8s.io/v1beta1",
+        "kind": "ResourceClaim",
+        "metadata": {"name": "a", "namespace": "d"},
+        "spec": {"devices": {"requests": [{"name": "r", "deviceClassName": "c"}]}},
+    }
+    assert validate_object(beta, None, "1.34") == []
+    beta["spec"]["devices"]["requests"][0]["count"] = "x"
+    assert [e.field for e in validate_object(beta, None, "1.34")] == ["spec.devices.requests[0].count"]

@@ -45,6 +45,9 @@ def validate_object(obj: Mapping[str, Any], old: Mapping[str, Any] | None, profi
         return errors
     kind = str(obj.get("kind", ""))
     validator = _validators().get(kind)
+    if obj.get("apiVersion") != "resource.k8s.io/v1" and kind != "DeviceTaintRule":
+        # Older served versions (v1beta1/v1beta2) have other shapes; only their schema is checked here.
+        return errors
     if validator is None:
         errors.append(
             FieldError(
