@@ -38,7 +38,7 @@ from typing import Any, Final
 from snn_dra.api import attributes as attr
 from snn_dra.api.attributes import DRIVER_NAME, DeviceType
 from snn_dra.driver.backends.base import Chip
-from snn_dra.driver.model import Consumption, CounterSet, DeviceModel, DeviceModelError, ModelDevice
+from snn_dra.driver.model import CounterSet, DeviceModel, DeviceModelError, ModelDevice
 from snn_dra.driver.topology import hops_to_host
 from snn_dra.driver.validation.common import dns1123_subdomain_problems
 
@@ -100,6 +100,28 @@ def generate_name(index: int, count: int, driver: str, node_name: str) -> str:
     return f"{index:0{slice_prefix_width(count)}x}-{driver}-{node_name}-"
 
 
+class RenderCache:
+    """Per-build memo that lets devices of one build share their leaf values and chip-level attributes.
+
+    At Hala Point scale (155k devices) sharing ``{"int": 4}``-style leaves cuts the pool's memory by
+    more than half. The result is therefore read-only: deep-copy a slice before editing it (the
+    publisher does). Never reuse a cache across builds: health and firmware change between them.
+    """
+
+    __slots__ = ("chips", "leaves")
+
+    def __init__(self) -> None:
+        self.leaves: dict[tuple[str, object], dict[str, Any]] = {}
+        self.chips: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def leaf(self, kind: str, value: object) -> dict[str, Any]:
+        k = (kind, value)
+        found = self.leaves.get(k)
+        if found is None:
+            found = self.leaves[k] = {kind: value}
+        return found
+
+
 def _check_string(value: str, what: str) -> str:
     if len(value) > MAX_STRING_LENGTH:
         raise SliceBuildError(
@@ -108,94 +130,99 @@ def _check_string(value: str, what: str) -> str:
     return value
 
 
-def _chip_attributes(chip: Chip) -> dict[str, dict[str, Any]]:
+def _chip_attributes(chip: Chip, cache: RenderCache) -> dict[str, dict[str, Any]]:
     x, y, z = chip.mesh
+    leaf = cache.leaf
     attrs: dict[str, dict[str, Any]] = {
-        attr.FAMILY: {"string": str(chip.family)},
-        attr.MODEL: {"string": _check_string(chip.model, f"chip {chip.id}: model")},
-        attr.CHIP_ID: {"string": _check_string(chip.id, "chip ID")},
-        attr.CHIP_SERIAL: {"string": _check_string(chip.serial, f"chip {chip.id}: serial")},
-        attr.BOARD_ID: {"string": _check_string(chip.board_id, f"chip {chip.id}: board ID")},
-        attr.SYSTEM_ID: {"string": _check_string(chip.system_id, f"chip {chip.id}: system ID")},
-        attr.CHIP_X: {"int": x},
-        attr.CHIP_Y: {"int": y},
-        attr.CHIP_Z: {"int": z},
-        attr.VERSION: {"version": _check_string(chip.firmware_version, f"chip {chip.id}: firmware version")},
+        attr.FAMILY: leaf("string", str(chip.family)),
+        attr.MODEL: leaf("string", _check_string(chip.model, f"chip {chip.id}: model")),
+        attr.CHIP_ID: leaf("string", _check_string(chip.id, "chip ID")),
+        attr.CHIP_SERIAL: leaf("string", _check_string(chip.serial, f"chip {chip.id}: serial")),
+        attr.BOARD_ID: leaf("string", _check_string(chip.board_id, f"chip {chip.id}: board ID")),
+        attr.SYSTEM_ID: leaf("string", _check_string(chip.system_id, f"chip {chip.id}: system ID")),
+        attr.CHIP_X: leaf("int", x),
+        attr.CHIP_Y: leaf("int", y),
+        attr.CHIP_Z: leaf("int", z),
+        attr.VERSION: leaf("version", _check_string(chip.firmware_version, f"chip {chip.id}: firmware version")),
     }
     if chip.pci_bus_id is not None:
-        attrs[attr.PCI_BUS_ID] = {"string": _check_string(chip.pci_bus_id, f"chip {chip.id}: PCI bus ID")}
+        attrs[attr.PCI_BUS_ID] = leaf("string", _check_string(chip.pci_bus_id, f"chip {chip.id}: PCI bus ID"))
     if chip.pcie_root is not None:
-        attrs[attr.PCIE_ROOT] = {"string": _check_string(chip.pcie_root, f"chip {chip.id}: PCIe root")}
+        attrs[attr.PCIE_ROOT] = leaf("string", _check_string(chip.pcie_root, f"chip {chip.id}: PCIe root"))
     return attrs
 
 
-def _shared_capacity(name: str, value: int) -> dict[str, Any]:
+def _shared_capacity(value: int, cache: RenderCache) -> dict[str, Any]:
     default = max(1, value // DEFAULT_SHARE_DIVISOR)
-    return {
-        "value": _q(name, value),
-        "requestPolicy": {
-            "default": _q(name, default),
-            "validRange": {"min": "1", "max": _q(name, value), "step": "1"},
-        },
-    }
+    found = cache.leaves.get(("sharedCapacity", value))
+    if found is None:
+        found = cache.leaves[("sharedCapacity", value)] = {
+            "value": quantity(value),
+            "requestPolicy": {
+                "default": quantity(default),
+                "validRange": {"min": "1", "max": quantity(value), "step": "1"},
+            },
+        }
+    return found
 
 
 def _counters_json(counters: tuple[tuple[str, int], ...]) -> dict[str, dict[str, str]]:
     return {name: {"value": _q(name, value)} for name, value in counters}
 
 
-def _consumes_json(consumes: tuple[Consumption, ...]) -> list[dict[str, Any]]:
-    return [{"counterSet": c.counter_set, "counters": _counters_json(c.counters)} for c in consumes]
-
-
-def device_json(device: ModelDevice, chip_cache: dict[str, dict[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
+def device_json(device: ModelDevice, cache: RenderCache | None = None) -> dict[str, Any]:
     """The ``spec.devices[]`` entry of one device (camelCase, canonical quantities).
 
-    ``chip_cache`` (chip ID -> chip-level attributes) saves recomputing them for every device of a chip;
-    pass one dict per build, never across builds (health and firmware change between them).
+    Pass one :class:`RenderCache` for all devices of a build to share leaves (the result is then read-only).
     """
+    if cache is None:
+        cache = RenderCache()
     chip = device.chip
-    common = chip_cache.get(chip.id) if chip_cache is not None else None
+    common = cache.chips.get(chip.id)
     if common is None:
-        common = _chip_attributes(chip)
-        if chip_cache is not None:
-            chip_cache[chip.id] = common
-    attrs = {k: dict(v) for k, v in common.items()}
-    attrs[attr.TYPE] = {"string": str(device.type)}
-    attrs[attr.HOPS_TO_HOST] = {"int": hops_to_host(chip, device.origin)}
-    attrs[attr.CORE_X] = {"int": device.origin[0]}
-    attrs[attr.CORE_Y] = {"int": device.origin[1]}
-    attrs[attr.CORE_WIDTH] = {"int": device.extent[0]}
-    attrs[attr.CORE_HEIGHT] = {"int": device.extent[1]}
+        common = cache.chips[chip.id] = _chip_attributes(chip, cache)
+    leaf = cache.leaf
+    attrs = dict(common)
+    attrs[attr.TYPE] = leaf("string", str(device.type))
+    attrs[attr.HOPS_TO_HOST] = leaf("int", hops_to_host(chip, device.origin))
+    attrs[attr.CORE_X] = leaf("int", device.origin[0])
+    attrs[attr.CORE_Y] = leaf("int", device.origin[1])
+    attrs[attr.CORE_WIDTH] = leaf("int", device.extent[0])
+    attrs[attr.CORE_HEIGHT] = leaf("int", device.extent[1])
     out: dict[str, Any] = {"name": device.name, "attributes": attrs}
+    capacity: dict[str, Any]
     if device.type == DeviceType.SPIKE_ROUTER:
-        attrs[attr.CORE_COUNT] = {"int": len(chip.cores)}
-        out["capacity"] = {attr.CAP_EVENT_THROUGHPUT_MEPS: _shared_capacity("", chip.router.event_throughput_meps)}
+        attrs[attr.CORE_COUNT] = leaf("int", len(chip.cores))
+        capacity = {attr.CAP_EVENT_THROUGHPUT_MEPS: _shared_capacity(chip.router.event_throughput_meps, cache)}
     elif device.type == DeviceType.EVENT_QUEUE:
         queue = device.queue
         if queue is None:
             raise SliceBuildError(f"eventQueue device {device.name} has no queue")
-        attrs[attr.CORE_COUNT] = {"int": len(chip.cores)}
-        out["capacity"] = {
-            attr.CAP_EVENT_THROUGHPUT_MEPS: _shared_capacity("", queue.event_throughput_meps),
-            attr.CAP_QUEUE_DEPTH: _shared_capacity("", queue.depth),
+        attrs[attr.CORE_COUNT] = leaf("int", len(chip.cores))
+        capacity = {
+            attr.CAP_EVENT_THROUGHPUT_MEPS: _shared_capacity(queue.event_throughput_meps, cache),
+            attr.CAP_QUEUE_DEPTH: _shared_capacity(queue.depth, cache),
         }
     else:
         cores = device.cores
-        attrs[attr.CORE_COUNT] = {"int": len(cores)}
-        out["capacity"] = {
-            attr.CAP_CORES: {"value": quantity(len(cores))},
-            attr.CAP_NEURONS: {"value": quantity(sum(c.neurons for c in cores))},
-            attr.CAP_SYNAPSE_MEMORY: {"value": quantity(sum(c.synapse_memory_bytes for c in cores), True)},
-            attr.CAP_SPIKE_THROUGHPUT_KEPS: {"value": quantity(sum(c.spike_throughput_keps for c in cores))},
+        attrs[attr.CORE_COUNT] = leaf("int", len(cores))
+        capacity = {
+            attr.CAP_CORES: leaf("value", quantity(len(cores))),
+            attr.CAP_NEURONS: leaf("value", quantity(sum(c.neurons for c in cores))),
+            attr.CAP_SYNAPSE_MEMORY: leaf("value", quantity(sum(c.synapse_memory_bytes for c in cores), True)),
+            attr.CAP_SPIKE_THROUGHPUT_KEPS: leaf("value", quantity(sum(c.spike_throughput_keps for c in cores))),
         }
-    if len(attrs) + len(out["capacity"]) > MAX_ATTRIBUTES_AND_CAPACITIES:
+    out["capacity"] = capacity
+    if len(attrs) + len(capacity) > MAX_ATTRIBUTES_AND_CAPACITIES:
         raise SliceBuildError(
-            f"device {device.name} has {len(attrs) + len(out['capacity'])} attributes and capacities; "
+            f"device {device.name} has {len(attrs) + len(capacity)} attributes and capacities; "
             f"a device allows at most {MAX_ATTRIBUTES_AND_CAPACITIES}"
         )
     if device.consumes:
-        out["consumesCounters"] = _consumes_json(device.consumes)
+        out["consumesCounters"] = [
+            {"counterSet": c.counter_set, "counters": {n: leaf("value", _q(n, v)) for n, v in c.counters}}
+            for c in device.consumes
+        ]
     if device.shared:
         out["allowMultipleAllocations"] = True
     if device.tainted:
@@ -232,7 +259,7 @@ def _pack_devices(devices: Sequence[ModelDevice], reserve_for_taints: bool) -> l
     current: list[dict[str, Any]] = []
     advanced = reserve_for_taints
     consumed = 0
-    chip_cache: dict[str, dict[str, dict[str, Any]]] = {}
+    cache = RenderCache()
     for device in devices:
         n = sum(len(c.counters) for c in device.consumes)
         if n > MAX_COUNTER_CONSUMPTIONS_PER_SLICE:
@@ -245,7 +272,7 @@ def _pack_devices(devices: Sequence[ModelDevice], reserve_for_taints: bool) -> l
         if current and (len(current) >= limit or consumed + n > MAX_COUNTER_CONSUMPTIONS_PER_SLICE):
             chunks.append(current)
             current, consumed, advanced = [], 0, reserve_for_taints
-        current.append(device_json(device, chip_cache))
+        current.append(device_json(device, cache))
         consumed += n
         advanced = advanced or dev_advanced
     if current:
@@ -268,7 +295,7 @@ def _chip_local_chunks(model: DeviceModel) -> list[dict[str, list[dict[str, Any]
             devices_by_chip.setdefault(d.chip.id, []).append(d)
     fix = "for Kubernetes 1.34 publish fewer levels (e.g. chip and coreGroup) or a larger publish.coreGroup"
     chunks = []
-    chip_cache: dict[str, dict[str, dict[str, Any]]] = {}
+    cache = RenderCache()
     for chip_id, sets in sets_by_chip.items():
         devices = devices_by_chip.get(chip_id, [])
         counters = sum(len(cs.counters) for cs in sets)
@@ -299,7 +326,7 @@ def _chip_local_chunks(model: DeviceModel) -> list[dict[str, list[dict[str, Any]
         chunks.append(
             {
                 "sharedCounters": [counter_set_json(cs) for cs in sets],
-                "devices": [device_json(d, chip_cache) for d in devices],
+                "devices": [device_json(d, cache) for d in devices],
             }
         )
     return chunks

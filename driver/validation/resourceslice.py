@@ -37,6 +37,7 @@ from snn_dra.driver.validation.common import (
     forbidden,
     index,
     invalid,
+    is_semver,
     key,
     not_supported,
     parse_quantity_strict,
@@ -76,6 +77,8 @@ MAX_VALID_VALUES: Final = 10
 
 _NODE_FIELDS: Final = ("nodeName", "nodeSelector", "allNodes", "perDeviceNodeSelection")
 _DEVICE_NODE_FIELDS: Final = ("nodeName", "nodeSelector", "allNodes")
+_DEVICE_NODE_FIELDS_SET: Final = frozenset(_DEVICE_NODE_FIELDS)
+_BINDING_FIELDS: Final = frozenset({"bindingConditions", "bindingFailureConditions", "bindsToNode"})
 _SCALAR_TYPES: Final = {"int": int, "bool": bool, "string": str}
 _LIST_FIELDS: Final = ("ints", "bools", "strings", "versions")
 _SKIP_OPS: Final = ("NodePrepareResources", "NodeUnprepareResources", "*")
@@ -93,13 +96,42 @@ def _qualified_name_errors(name: str) -> tuple[FieldError, ...]:
     return tuple(validate_qualified_name(name, "\0"))
 
 
+@functools.lru_cache(maxsize=4096)
+def _qualified(name: str, driver: str) -> tuple[tuple[FieldError, ...], str]:
+    """(name errors, the name as CEL files it: unqualified names go under the driver's domain)."""
+    return _qualified_name_errors(name), name if "/" in name else f"{driver}/{name}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _version_ok(value: str) -> bool:
+    return len(value) <= 64 and is_semver(value)
+
+
+@functools.lru_cache(maxsize=16384)
+def _label_errors(name: str, what: str) -> tuple[FieldError, ...]:
+    return tuple(validate_dns_label(name, "\0", what=what))
+
+
+def _dns_label(value: Any, path: str, what: str) -> list[FieldError]:
+    if type(value) is str and value:
+        found = _label_errors(value, what)
+        return _at(found, path) if found else []
+    return validate_dns_label(value, path, what=what)
+
+
 def _at(errors: Sequence[FieldError], path: str) -> list[FieldError]:
     return [FieldError(e.type, path, e.message) for e in errors]
 
 
+@functools.lru_cache(maxsize=8192)
+def _parse_quantity_cached(value: str) -> Decimal:
+    return parse_quantity_strict(value)
+
+
 def _quantity(value: Any, path: str, errs: list[FieldError]) -> Decimal | None:
+    """Parse a Quantity (memoised: a pool repeats a handful of amounts thousands of times) or record why not."""
     try:
-        return parse_quantity_strict(value)
+        return _parse_quantity_cached(value) if type(value) is str else parse_quantity_strict(value)
     except (ValueError, InvalidOperation):
         errs.extend(validate_quantity(value, path))
         return None
@@ -289,7 +321,7 @@ def _validate_counter_sets(counter_sets: list[Any], path: str, m: int, errs: lis
             errs.append(too_many(cp, len(counters), MAX_COUNTERS_PER_SET, "counters per counter set"))
         for cname, counter in counters.items():
             kp = key(cp, str(cname))
-            errs.extend(validate_dns_label(cname, kp, what="counter name"))
+            errs.extend(_dns_label(cname, kp, "counter name"))
             if isinstance(name, str) and name:
                 out[name].add(str(cname))
             _validate_counter_value(counter, kp, errs)
@@ -301,6 +333,9 @@ def _validate_counter_sets(counter_sets: list[Any], path: str, m: int, errs: lis
 
 
 def _validate_counter_value(counter: Any, path: str, errs: list[FieldError]) -> None:
+    if type(counter) is dict and type(counter.get("value")) is str and counter["value"]:
+        _quantity(counter["value"], child(path, "value"), errs)
+        return
     if not isinstance(counter, Mapping) or counter.get("value") in (None, ""):
         errs.append(required(child(path, "value"), "a counter needs a value such as '4' or '128Ki'"))
         return
@@ -321,10 +356,10 @@ def _validate_device(
     attributes = device.get("attributes") or {}
     capacity = device.get("capacity") or {}
     has_lists = False
-    if not isinstance(attributes, Mapping):
+    if type(attributes) is not dict and not isinstance(attributes, Mapping):
         errs.append(type_invalid(child(path, "attributes"), attributes, "a map"))
         attributes = {}
-    if not isinstance(capacity, Mapping):
+    if type(capacity) is not dict and not isinstance(capacity, Mapping):
         errs.append(type_invalid(child(path, "capacity"), capacity, "a map"))
         capacity = {}
     if len(attributes) + len(capacity) > MAX_ATTRIBUTES_AND_CAPACITIES:
@@ -335,21 +370,23 @@ def _validate_device(
     values = 0
     qualified: set[str] = set()
     for name, value in attributes.items():
-        kp = key(apath, str(name))
-        if isinstance(name, str):
-            name_errs = _qualified_name_errors(name)
+        kp = f"{apath}[{name}]"
+        if type(name) is str:
+            name_errs, full = _qualified(name, driver)
             if name_errs:
                 errs.extend(_at(name_errs, kp))
-            full = name if "/" in name else f"{driver}/{name}"
             if full in qualified:
                 errs.append(duplicate(kp, name))
             qualified.add(full)
-        if isinstance(value, Mapping) and len(value) == 1:
+        if type(value) is dict and len(value) == 1:
             ((vtype, v),) = value.items()
             expected = _SCALAR_TYPES.get(vtype)
             if expected is not None and type(v) is expected and (not isinstance(v, str) or len(v) <= 64):
                 values += 1
                 continue  # the common case, checked without building error objects
+            if vtype == "version" and type(v) is str and _version_ok(v):
+                values += 1
+                continue
             if vtype in _LIST_FIELDS:
                 has_lists = True
                 values += len(v) if isinstance(v, list) else 1
@@ -372,12 +409,11 @@ def _validate_device(
     cpath = child(path, "capacity")
     qualified.clear()
     for name, cap in capacity.items():
-        kp = key(cpath, str(name))
-        if isinstance(name, str):
-            name_errs = _qualified_name_errors(name)
+        kp = f"{cpath}[{name}]"
+        if type(name) is str:
+            name_errs, full = _qualified(name, driver)
             if name_errs:
                 errs.extend(_at(name_errs, kp))
-            full = name if "/" in name else f"{driver}/{name}"
             if full in qualified:
                 errs.append(duplicate(kp, name))
             qualified.add(full)
@@ -399,8 +435,10 @@ def _validate_device(
     taints = device.get("taints")
     if taints is not None:
         errs.extend(_validate_taints(taints, child(path, "taints"), m))
-    errs.extend(_validate_device_nodes(device, path, per_device_nodes))
-    errs.extend(_validate_binding(device, path))
+    if per_device_nodes or not _DEVICE_NODE_FIELDS_SET.isdisjoint(device):
+        errs.extend(_validate_device_nodes(device, path, per_device_nodes))
+    if not _BINDING_FIELDS.isdisjoint(device):
+        errs.extend(_validate_binding(device, path))
     if "allowMultipleAllocations" in device and not isinstance(device["allowMultipleAllocations"], bool):
         errs.append(
             type_invalid(child(path, "allowMultipleAllocations"), device["allowMultipleAllocations"], "a boolean")
@@ -508,7 +546,7 @@ def _validate_consumption(
             continue
         set_name = entry.get("counterSet")
         sp = child(p, "counterSet")
-        errs.extend(validate_dns_label(set_name, sp, what="counter set name"))
+        errs.extend(_dns_label(set_name, sp, "counter set name"))
         known = slice_counters.get(set_name) if isinstance(set_name, str) else None
         if m == 34 and known is None:
             errs.append(
@@ -524,7 +562,7 @@ def _validate_consumption(
             errs.append(too_many(cp, len(counters), MAX_COUNTERS_PER_CONSUMPTION, "counters per consumption"))
         for cname, counter in counters.items():
             kp = key(cp, str(cname))
-            errs.extend(validate_dns_label(cname, kp, what="counter name"))
+            errs.extend(_dns_label(cname, kp, "counter name"))
             if m == 34 and known is not None and cname not in known:
                 errs.append(invalid(cp, cname, "must reference a counter defined in the ResourceSlice sharedCounters"))
             _validate_counter_value(counter, kp, errs)
