@@ -218,3 +218,10 @@ def test_matches_all_short_circuits_and_raises(dev: Any) -> None:
     assert not matches_all([no, bad], dev)
     with pytest.raises(CelRuntimeError):
         matches_all([ok, bad], dev)
+
+
+def test_compile_errors_are_cached_and_raised_each_time() -> None:
+    for _ in range(2):
+        with pytest.raises(CelCompileError, match="Syntax error") as info:
+            compile_selector("device.driver == == 1")
+        assert info.value.reason == "invalid"

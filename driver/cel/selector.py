@@ -163,21 +163,28 @@ class Selector:
         return f"Selector({self.expression!r})"
 
 
-_cache: dict[str, Selector] = {}
+_cache: dict[str, Selector | CelCompileError] = {}
 _cache_lock = threading.Lock()
 
 
 def compile_selector(expression: str) -> Selector:
-    """Compile (or fetch from cache) a DRA selector; raises CelCompileError with position and reason."""
+    """Compile (or fetch from cache) a DRA selector; raises CelCompileError with position and reason.
+
+    Failures are cached too: the allocator asks for the same broken selector on every scheduling pass.
+    """
     cached = _cache.get(expression)
-    if cached is not None:
-        return cached
-    selector = _compile(expression)
-    with _cache_lock:
-        if len(_cache) >= _PROGRAM_CACHE_SIZE:
-            _cache.clear()
-        _cache[expression] = selector
-    return selector
+    if cached is None:
+        try:
+            cached = _compile(expression)
+        except CelCompileError as e:
+            cached = e
+        with _cache_lock:
+            if len(_cache) >= _PROGRAM_CACHE_SIZE:
+                _cache.clear()
+            _cache[expression] = cached
+    if isinstance(cached, CelCompileError):
+        raise CelCompileError(cached.message, expression, reason=cached.reason, cost=cached.cost)
+    return cached
 
 
 def _compile(expression: str) -> Selector:
