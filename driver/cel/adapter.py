@@ -13,10 +13,11 @@ Engine constraints this module works around (see docs/libraries.md §4):
   ``DESCRIPTOR.name`` (the engine routes the Semver overload to the same callable).
 * Leak: every call of a Python-implemented function leaks ~0.8 KB in 0.1.3 (argument tuple and result are never
   released). Mitigation: the library is the minimum Kubernetes defines (no helper functions of our own), parsing
-  behind the callables is cached, and :mod:`snn_dra.driver.cel.selector` memoises (selector, device) results so
-  repeated scheduling passes never re-run the callables. Selectors without quantity/semver calls do not leak. Do not
-  patch reference counts: once upstream fixes the leak that would double-free.
-* Long-lived Activations grow; one is built per evaluation batch and dropped.
+  behind the callables is cached, constructors return one shared message per literal, and
+  :mod:`snn_dra.driver.cel.selector` memoises (selector, device) results so repeated scheduling passes never re-run
+  the callables. Selectors without quantity/semver calls do not leak. Do not patch reference counts: once upstream
+  fixes the leak that would double-free.
+* Long-lived Activations grow without bound; every evaluation passes its variables with ``eval(data=...)``.
 * The engine caps comprehensions at 10,000 iterations per evaluation; exceeding it raises, which we report as a
   runtime budget error (the Kubernetes runtime cost limit would also have stopped such an expression).
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -260,14 +261,14 @@ class Program:
         self.result_type: str = expr.return_type().name().lower()
         self.checked_ast: bytes = expr.serialize()
 
-    def evaluate(self, variables: Any) -> Any:
+    def evaluate(self, variables: dict[str, Any]) -> Any:
         """Result as a Python value; raises CelRuntimeError on an ERROR value or an engine exception.
 
-        ``variables`` is a dict (converted by the engine per call, the fastest path for one program) or an
-        object from :func:`activation` (shared by several programs evaluated against the same device).
+        ``eval(data=...)`` builds a short-lived Activation inside the engine: the fastest path for one program,
+        and nothing long-lived accumulates (long-lived Activations grow without bound in 0.1.3).
         """
         try:
-            result = self._expr.eval(data=variables) if type(variables) is dict else self._expr.eval(variables)
+            result = self._expr.eval(data=variables)
         except RuntimeError as e:
             raise CelRuntimeError(runtime_message(str(e)), self.text) from e
         value = result.value()
@@ -284,8 +285,3 @@ def compile_program(text: str) -> Program:
     except RuntimeError as e:
         raise CelCompileError(compile_message(str(e)), text) from e
     return Program(text, expr)
-
-
-def activation(variables: Mapping[str, Any]) -> Any:
-    """A short-lived binding of variables to evaluate one or more programs against (drop it after use)."""
-    return _env().Activation(dict(variables))
