@@ -1,7 +1,7 @@
 """The Kubernetes manifests (deploy/), the kind cluster config and scripts (hack/), and the e2e guard.
 
 Every kustomization is rendered with kubectl and each object is checked against the upstream OpenAPI
-schemas of 1.34 and 1.37 in strict mode (unknown fields fail). On top of that, the checks tie the
+schemas of 1.34 to 1.37 in strict mode (unknown fields fail). On top of that, the checks tie the
 manifests to the code they deploy: DeviceClass and demo selectors compile with the project's CEL
 adapter and select exactly the devices the project publishes, the DaemonSet's arguments parse with the
 real CLI and mount the paths the plugin uses by default, its probe really connects to the plugin's
@@ -55,7 +55,7 @@ PRODUCTION = "deploy/overlays/production"
 DEMO = "deploy/demo"
 KUSTOMIZATIONS = (BASE, KIND, PRODUCTION, DEMO)
 DRIVER_OVERLAYS = (KIND, PRODUCTION)
-VERSIONS = ("1.34", "1.37")
+VERSIONS = ("1.34", "1.35", "1.36", "1.37")
 SCRIPTS = ("hack/kind-up.sh", "hack/build-image.sh", "hack/kind-demo.sh")
 
 Obj = dict[str, Any]
