@@ -110,6 +110,15 @@ def test_cel_runtime_error_is_an_error_not_a_mismatch() -> None:
     assert picked(run(claim("c", exactly("r", "snn", guarded)), slices)) == ["chip-0"]
 
 
+def test_cel_runtime_error_only_counts_on_devices_the_search_reaches() -> None:
+    slices = [rslice("s0", [device("chip-0"), device("chip-1", chip=1)])]
+    slices[0]["spec"]["devices"][0]["attributes"]["x"] = {"int": 1}
+    sel = 'device.attributes["snn.dra.dev"].x == 1'
+    assert picked(run(claim("c", exactly("r", "snn", sel)), slices)) == ["chip-0"]
+    with pytest.raises(AllocationError, match=re.escape("CEL runtime error on device snn.dra.dev/node-a/chip-1")):
+        run(claim("c", exactly("r", "snn", sel, count=2)), slices)
+
+
 def test_cel_compile_error_is_an_error() -> None:
     with pytest.raises(AllocationError, match="selector #0: CEL compile error"):
         run(claim("c", exactly("r", "snn", "device.attributes[")), [rslice("s0", chips(1))])
@@ -258,6 +267,11 @@ def test_cache_reuses_selector_results_until_slices_change() -> None:
     slices = [rslice("s0", chips(2))]
     run(claim("c", exactly("r", "chip")), slices, cache=cache)
     snap = cache.node_pools(slices, {"metadata": {"name": NODE}})
+    # Evaluated lazily, as far as the first fit: chip-1 was never looked at.
+    assert snap.by_key[(DRIVER, NODE, "chip-0")].selector_results
+    assert not snap.by_key[(DRIVER, NODE, "chip-1")].selector_results
+    run(claim("c", exactly("r", "chip", count=2)), slices, cache=cache)
+    assert cache.node_pools(slices, {"metadata": {"name": NODE}}) is snap
     assert all(e.selector_results for e in snap.by_key.values())
     changed = [rslice("s0", chips(3))]
     assert cache.node_pools(changed, {"metadata": {"name": NODE}}) is not snap

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,6 +304,62 @@ class AllocatorCache:
 # --- the search ----------------------------------------------------------------------------------
 
 
+def _selector_result(entry: DeviceEntry, expr: str) -> bool | Exception:
+    cached = entry.selector_results.get(expr)
+    if cached is not None:
+        return cached
+    if entry.view is None:
+        entry.view = device_view(entry.driver, entry.data)
+    try:
+        result: bool | Exception = bool(compile_selector(expr).matches(entry.view))
+    except CelRuntimeError as err:
+        result = err
+    entry.selector_results[expr] = result
+    return result
+
+
+class _Candidates:
+    """The devices matching one selector set, in allocation order, evaluated lazily and kept for later claims.
+
+    Like upstream, a selector is only evaluated on devices the search actually reaches, so a CEL runtime error
+    on a device beyond the first fit does not fail the claim. Entries are ``(device, "")`` or, when a selector
+    failed at runtime, ``(device, "<class|request>:<index>:<message>")``.
+    """
+
+    def __init__(self, devices: Iterable[DeviceEntry], class_exprs: tuple[str, ...],
+                 request_exprs: tuple[str, ...]) -> None:
+        self.items: list[tuple[DeviceEntry, str]] = []
+        self._source: Iterator[DeviceEntry] | None = iter(devices)
+        self._exprs = (("class", class_exprs), ("request", request_exprs))
+
+    def get(self, pos: int) -> tuple[DeviceEntry, str] | None:
+        while pos >= len(self.items):
+            if self._source is None:
+                return None
+            entry = next(self._source, None)
+            if entry is None:
+                self._source = None
+                return None
+            verdict = self._judge(entry)
+            if verdict is not None:
+                self.items.append((entry, verdict))
+        return self.items[pos]
+
+    def all(self) -> list[tuple[DeviceEntry, str]]:
+        self.get(1 << 62)
+        return self.items
+
+    def _judge(self, entry: DeviceEntry) -> str | None:
+        for origin, exprs in self._exprs:
+            for i, expr in enumerate(exprs):
+                res = _selector_result(entry, expr)
+                if isinstance(res, Exception):
+                    return f"{origin}:{i}:{res}"
+                if not res:
+                    return None
+        return ""
+
+
 class _Search:
     def __init__(
         self,
@@ -328,44 +384,13 @@ class _Search:
 
     # -- selectors --
 
-    def _result(self, entry: DeviceEntry, expr: str) -> bool | Exception:
-        cached = entry.selector_results.get(expr)
-        if cached is not None:
-            return cached
-        if entry.view is None:
-            entry.view = device_view(entry.driver, entry.data)
-        try:
-            result: bool | Exception = bool(compile_selector(expr).matches(entry.view))
-        except CelRuntimeError as err:
-            result = err
-        entry.selector_results[expr] = result
-        return result
-
-    def candidates(self, req: _Request) -> list[tuple[DeviceEntry, str]]:
-        """Devices of usable pools matching class + request selectors, in order; "" or a CEL error text."""
+    def candidates(self, req: _Request) -> _Candidates:
+        """Devices of usable pools matching class + request selectors, in order, evaluated as far as needed."""
         key = (req.class_exprs, req.request_exprs)
-        cached = self.pools.candidates.get(key)
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        out: list[tuple[DeviceEntry, str]] = []
-        for entry in self.pools.usable_devices():
-            error = ""
-            matched = True
-            for origin, exprs in (("class", req.class_exprs), ("request", req.request_exprs)):
-                for i, expr in enumerate(exprs):
-                    res = self._result(entry, expr)
-                    if isinstance(res, Exception):
-                        error = f"{origin}:{i}:{res}"
-                        break
-                    if not res:
-                        matched = False
-                        break
-                if error or not matched:
-                    break
-            if error or matched:
-                out.append((entry, error))
-        self.pools.candidates[key] = out
-        return out
+        found = self.pools.candidates.get(key)
+        if found is None:
+            found = self.pools.candidates[key] = _Candidates(self.pools.usable_devices(), *key)
+        return found
 
     def raise_cel(self, req: _Request, entry: DeviceEntry, error: str) -> None:
         origin, index, message = error.split(":", 2)
@@ -522,8 +547,9 @@ class _Search:
         reasons = self.reasons.setdefault((ci, ri, req.name), {})
         cands = self.candidates(req)
         exclusive, plain = self.usage.exclusive, not req.admin
-        for pos in range(start, len(cands)):
-            entry, error = cands[pos]
+        pos = start - 1
+        while (item := cands.get(pos := pos + 1)) is not None:
+            entry, error = item
             if error:
                 self.raise_cel(req, entry, error)
             if plain and not entry.multi and entry.key in exclusive:  # the common case, decided cheaply
@@ -537,7 +563,7 @@ class _Search:
             if self.devices_from(ci, ri, req, n + 1, pos + 1):
                 return True
             self.undo(ci)
-        self.fail(ci, ri, req, self._explain(req, n, cands, reasons), n)
+        self.fail(ci, ri, req, self._explain(req, n, cands.all(), reasons), n)
         return False
 
     def _explain(self, req: _Request, n: int, cands: list[tuple[DeviceEntry, str]], reasons: dict[Any, str]) -> str:
@@ -667,7 +693,7 @@ def _resolve_all(search: _Search, claims: list[_Claim], pools: NodePools) -> Non
                             f"cannot allocate all claims: claim {claim.ref}, request {req.name}: asks for all "
                             f"devices, but resource pool {pool.id} is currently invalid ({pool.invalid})"
                         )
-                for entry, error in search.candidates(req):
+                for entry, error in search.candidates(req).all():
                     if error:
                         search.raise_cel(req, entry, error)
                     req.all_devices.append(entry)
