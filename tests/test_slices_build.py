@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -262,7 +263,6 @@ def test_1_34_layout_refuses_what_cannot_fit() -> None:
 
 
 def test_overlong_string_attribute_is_refused() -> None:
-    from dataclasses import replace
 
     chip = replace(make_chip("loihi2", 0), serial="S" * 65)
     with pytest.raises(SliceBuildError, match=r"serial .* 65 characters; string attributes allow at most 64"):
@@ -289,3 +289,42 @@ def test_canonical_quantities() -> None:
 def test_prefix_widens_past_0xfffff_slices() -> None:
     assert generate_name(0, 1, "snn.dra.dev", "n") == "00000-snn.dra.dev-n-"
     assert generate_name(5, 0x100001, "snn.dra.dev", "n") == "000005-snn.dra.dev-n-"
+
+
+def test_device_over_the_attribute_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The published set has 17-19 attributes + up to 4 capacities; lower the limit to prove the guard names both.
+    import snn_dra.driver.slices as slices_module
+
+    monkeypatch.setattr(slices_module, "MAX_ATTRIBUTES_AND_CAPACITIES", 20)
+    model = build_model(family_inventory("loihi2", 1), PublishConfig(levels=[DeviceType.CHIP]))
+    with pytest.raises(SliceBuildError, match=r"device b0-c0 has 21 attributes and capacities; .* at most 20"):
+        build_slices(model, "n")
+
+
+def test_counter_set_over_32_counters_is_refused() -> None:
+    from snn_dra.driver.model import CounterSet, DeviceModel
+
+    big = CounterSet("huge", "c0", tuple((f"tile-{i}", 1) for i in range(33)))
+    with pytest.raises(SliceBuildError, match=r"counter set huge has 33 counters; .* at most 32"):
+        build_slices(DeviceModel(devices=(), counter_sets=(big,)), "n")
+
+
+def test_device_consuming_over_1024_counters_is_refused() -> None:
+    from snn_dra.driver.model import Consumption, DeviceModel
+
+    model = build_model(family_inventory("loihi2", 1), PublishConfig(levels=[DeviceType.CHIP]))
+    chip = model.devices[0]
+    greedy = replace(
+        chip, consumes=tuple(Consumption(f"s{k}", tuple((f"c{i}", 1) for i in range(513))) for k in range(2))
+    )
+    with pytest.raises(SliceBuildError, match=r"consumes 1026 counters; .* at most 1024"):
+        build_slices(DeviceModel(devices=(greedy,)), "n")
+
+
+def test_first_device_slices_hold_cores_of_the_first_chip() -> None:
+    built = build_slices(build_model(family_inventory("loihi2", 2), PublishConfig(levels=ALL)), "n")
+    first_devices = next(s for s in built if "devices" in s["spec"])["spec"]["devices"]
+    assert {d["attributes"]["type"]["string"] for d in first_devices} == {"neuronCore"}
+    assert {d["attributes"]["chipID"]["string"] for d in first_devices} == {"b0-c0"}
+    last = built[-1]["spec"]["devices"]
+    assert last[-1]["attributes"]["type"]["string"] == "eventQueue"
