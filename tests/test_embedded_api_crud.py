@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
 from typing import Any
 
 import pytest
@@ -286,3 +288,30 @@ def test_server_is_https_on_loopback_with_private_kubeconfig(embedded_server: Em
     assert (embedded_server.state_dir / "pki" / "server.key").stat().st_mode & 0o777 == 0o600
     with pytest.raises(ValueError, match="loopback"):
         EmbeddedApiServer(host="0.0.0.0")
+
+
+
+def _post(server: EmbeddedApiServer, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+    """A raw HTTPS POST: the official client refuses unknown fields before sending them."""
+    ctx = ssl.create_default_context(cafile=str(server.state_dir / "pki" / "ca.crt"))
+    conn = http.client.HTTPSConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), context=ctx, timeout=30)
+    try:
+        conn.request("POST", path, json.dumps(body), {"Authorization": f"Bearer {server.token}",
+                                                      "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read()), resp.getheader("Warning") or ""
+    finally:
+        conn.close()
+
+
+def test_unknown_fields_follow_field_validation(embedded_server: EmbeddedApiServer) -> None:
+    body = resource_slice("node-a", name="typo")
+    body["spec"]["devices"][0]["atributes"] = {"x": {"int": 1}}
+    path = "/apis/resource.k8s.io/v1/resourceslices"
+    code, st, _ = _post(embedded_server, path + "?fieldValidation=Strict", body)
+    assert code == 400 and st["reason"] == "BadRequest"
+    assert 'strict decoding error: unknown field "spec.devices[0].atributes"' in st["message"]
+    # Without fieldValidation the server default (Warn) drops the field and says so in a Warning header.
+    code, created, warning = _post(embedded_server, path, body)
+    assert code == 201 and "atributes" not in created["spec"]["devices"][0]
+    assert 'unknown field \\"spec.devices[0].atributes\\"' in warning

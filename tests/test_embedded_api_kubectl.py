@@ -129,3 +129,19 @@ def test_kubectl_create_namespace_protobuf_and_cascading_delete(embedded_server:
     assert res.list_resource_claim_for_all_namespaces().items == []
     described = kubectl(embedded_server, "describe", "node", "missing", check=False)
     assert described.returncode != 0 and 'nodes "missing" not found' in described.stderr
+
+
+def test_kubectl_apply_rejects_unknown_fields_strictly(embedded_server: EmbeddedApiServer, tmp_path: Path) -> None:
+    manifest = tmp_path / "typo.yaml"
+    manifest.write_text("""\
+apiVersion: resource.k8s.io/v1
+kind: DeviceClass
+metadata:
+  name: typo
+spec:
+  selector: []
+""")
+    proc = kubectl(embedded_server, "apply", "-f", str(manifest), check=False)
+    assert proc.returncode != 0 and 'unknown field "spec.selector"' in proc.stderr
+    warned = kubectl(embedded_server, "apply", "--validate=warn", "-f", str(manifest))
+    assert 'unknown field "spec.selector"' in warned.stderr and "created" in warned.stdout

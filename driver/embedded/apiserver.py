@@ -214,11 +214,21 @@ class ApiServerApp:
         except (ValueError, yaml.YAMLError) as e:
             raise BadRequest(f"the request body is not valid {'YAML' if 'yaml' in ctype else 'JSON'}: {e}") from e
 
-    def _respond(self, request: web.Request, info: ResourceInfo, obj: Obj, status: int = 200) -> web.Response:
+    def _respond(self, request: web.Request, info: ResourceInfo, obj: Obj, status: int = 200,
+                 warnings: list[str] | None = None) -> web.Response:
         if _wants_table(request):
-            return _json(tables.table(info.plural, [obj], obj["metadata"].get("resourceVersion", ""),
+            resp = _json(tables.table(info.plural, [obj], obj["metadata"].get("resourceVersion", ""),
                                       request.query.get("includeObject", "Metadata")), status)
-        return _json(obj, status)
+        else:
+            resp = _json(obj, status)
+        for w in warnings or []:
+            resp.headers.add("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        return resp
+
+    @staticmethod
+    def _field_validation(request: web.Request) -> str:
+        """Upstream default is Warn (kubectl sends Strict): unknown fields are dropped with a warning."""
+        return request.query.get("fieldValidation") or "Warn"
 
     @staticmethod
     def _dry_run(request: web.Request, body: Mapping[str, Any] | None = None) -> bool:
@@ -252,8 +262,10 @@ class ApiServerApp:
     async def _create(self, request: web.Request, info: ResourceInfo, namespace: str | None) -> web.Response:
         body = await self._body(request)
         self._set_namespace(body, info, namespace)
-        obj = self.store.create(info.plural, body, dry_run=self._dry_run(request))
-        return self._respond(request, info, obj, 201)
+        warnings: list[str] = []
+        obj = self.store.create(info.plural, body, dry_run=self._dry_run(request),
+                                field_validation=self._field_validation(request), warnings=warnings)
+        return self._respond(request, info, obj, 201, warnings)
 
     async def _update(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,
                       sub: str | None) -> web.Response:
@@ -263,8 +275,10 @@ class ApiServerApp:
             raise BadRequest(f"the name of the object ({body['metadata'].get('name')}) does not match the name on "
                              f"the URL ({name})")
         body["metadata"]["name"] = name
-        obj = self.store.update(info.plural, body, sub, dry_run=self._dry_run(request))
-        return self._respond(request, info, obj)
+        warnings: list[str] = []
+        obj = self.store.update(info.plural, body, sub, dry_run=self._dry_run(request),
+                                field_validation=self._field_validation(request), warnings=warnings)
+        return self._respond(request, info, obj, 200, warnings)
 
     async def _patch(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,
                      sub: str | None) -> web.Response:
@@ -285,9 +299,11 @@ class ApiServerApp:
                 self.store.get(info.plural, namespace, name)
             except NotFound:
                 existed = False
+        warnings: list[str] = []
         obj = self.store.patch(info.plural, namespace, name, ctype, body, sub,
-                               field_manager=request.query.get("fieldManager"), dry_run=self._dry_run(request))
-        return self._respond(request, info, obj, 200 if existed else 201)
+                               field_manager=request.query.get("fieldManager"), dry_run=self._dry_run(request),
+                               field_validation=self._field_validation(request), warnings=warnings)
+        return self._respond(request, info, obj, 200 if existed else 201, warnings)
 
     async def _delete(self, request: web.Request, info: ResourceInfo, namespace: str | None,
                       name: str) -> web.Response:

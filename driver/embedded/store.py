@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import re
 import secrets
 import threading
 import uuid
@@ -39,8 +40,10 @@ from snn_dra.driver.validation.errors import CauseType, FieldError
 
 Obj = dict[str, Any]
 ObjList = list[Obj]
+Warnings = list[str]
 Validator = Callable[[Mapping[str, Any], Mapping[str, Any] | None, str], list[FieldError]]
 
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")  # as a new cluster has
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # upstream generateName alphabet (no vowels, no confusables)
 
@@ -164,7 +167,12 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------------------------
 
-    def create(self, resource: str, obj: Mapping[str, Any], *, dry_run: bool = False) -> Obj:
+    def create(self, resource: str, obj: Mapping[str, Any], *, dry_run: bool = False,
+               field_validation: str = "Strict", warnings: Warnings | None = None) -> Obj:
+        """Create; ``field_validation`` (Strict | Warn | Ignore) decides what unknown fields do, as upstream.
+
+        Strict rejects them (400); Warn and Ignore drop them, Warn appending a message to ``warnings``.
+        """
         info = self.info(resource)
         new = self._typed_copy(info, obj)
         meta = new["metadata"]
@@ -189,7 +197,7 @@ class Store:
             self._prepare_create(info, new)
             drop_disabled_fields(self.profile, resource, new, None)
             _default(resource, new)
-            self._validate(info, new, None)
+            self._validate(info, new, None, field_validation, warnings)
             key = _key(info, ns, meta["name"])
             if key in self._objs[resource]:
                 raise AlreadyExists.of(resource, info.group, meta["name"])
@@ -201,7 +209,7 @@ class Store:
             return self._commit(info, "ADDED", new, None)
 
     def update(self, resource: str, obj: Mapping[str, Any], subresource: str | None = None, *,
-               dry_run: bool = False) -> Obj:
+               dry_run: bool = False, field_validation: str = "Strict", warnings: Warnings | None = None) -> Obj:
         info = self.info(resource)
         if subresource not in (None, "", "status") or (subresource == "status" and not info.has_status):
             raise NotFound(f"the server could not find the requested resource ({resource}/{subresource})")
@@ -239,7 +247,7 @@ class Store:
                         new.pop("status", None)
             drop_disabled_fields(self.profile, resource, new, old)
             _default(resource, new)
-            self._validate(info, new, old)
+            self._validate(info, new, old, field_validation, warnings)
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + (
                 1 if _content(new) != _content(old) else 0)
             if _strip_volatile(new) == _strip_volatile(old):
@@ -251,7 +259,8 @@ class Store:
             return self._commit(info, "MODIFIED", new, old)
 
     def patch(self, resource: str, namespace: str | None, name: str, patch_type: str, body: Any,
-              subresource: str | None = None, *, field_manager: str | None = None, dry_run: bool = False) -> Obj:
+              subresource: str | None = None, *, field_manager: str | None = None, dry_run: bool = False,
+              field_validation: str = "Strict", warnings: Warnings | None = None) -> Obj:
         """Apply a merge / JSON / strategic-merge patch or a server-side apply (create-or-merge)."""
         info = self.info(resource)
         with self._lock:
@@ -270,7 +279,8 @@ class Store:
                 if obj["metadata"].get("name") != name:
                     raise BadRequest(f"the name of the object ({obj['metadata'].get('name')}) does not match the "
                                      f"name on the URL ({name})") from None
-                return self.create(resource, obj, dry_run=dry_run)
+                return self.create(resource, obj, dry_run=dry_run, field_validation=field_validation,
+                                   warnings=warnings)
             if patch_type == patches.APPLY and isinstance(body, dict):
                 body = copy.deepcopy(body)
                 (body.get("metadata") or {}).pop("resourceVersion", None)  # apply is never a conditional write
@@ -283,7 +293,8 @@ class Store:
             pmeta["name"] = name
             if info.namespaced:
                 pmeta["namespace"] = namespace
-            return self.update(resource, patched, subresource, dry_run=dry_run)
+            return self.update(resource, patched, subresource, dry_run=dry_run, field_validation=field_validation,
+                               warnings=warnings)
 
     def delete(self, resource: str, namespace: str | None, name: str, *, uid: str | None = None,
                resource_version: str | None = None, propagation: str | None = None, dry_run: bool = False) -> Obj:
@@ -444,7 +455,10 @@ class Store:
         if rv and rv != om.get("resourceVersion"):
             raise Conflict.stale(info.plural, info.group, om["name"])
 
-    def _validate(self, info: ResourceInfo, obj: Obj, old: Obj | None) -> None:
+    def _validate(self, info: ResourceInfo, obj: Obj, old: Obj | None, field_validation: str = "Strict",
+                  warnings: Warnings | None = None) -> None:
+        if field_validation not in FIELD_VALIDATION:
+            raise BadRequest(f"invalid fieldValidation {field_validation!r}: use one of {', '.join(FIELD_VALIDATION)}")
         meta = obj["metadata"]
         errs = validate_metadata(meta, info.name_rule, info.namespaced, creating=old is None)
         if old is not None:
@@ -454,6 +468,17 @@ class Store:
             # Metadata problems are reported once, in the wording of the metadata checks above.
             covered = {e.field for e in errs if e.field.startswith("metadata.")}
             errs += [e for e in validator(obj, old, self.profile.version) if e.field not in covered]
+            unknown = [e for e in errs if e.message.startswith("unknown field")]
+            if unknown:
+                paths = ", ".join(f'unknown field "{e.field}"' for e in unknown)
+                if field_validation == "Strict":
+                    raise BadRequest(f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                                     f"strict decoding error: {paths}")
+                for e in unknown:
+                    _remove_path(obj, e.field)
+                    if warnings is not None and field_validation == "Warn":
+                        warnings.append(f'unknown field "{e.field}"')
+                errs = [e for e in errs if e not in unknown]
         if errs:
             seen: set[tuple[str, str]] = set()
             unique: list[FieldError] = []
@@ -511,6 +536,26 @@ class Store:
                 if obj["metadata"].get("deletionTimestamp"):
                     continue
                 self._delete_quietly(resource, key)
+
+
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
+
+
+def _remove_path(obj: Obj, path: str) -> None:
+    """Delete the field at a FieldError path (``spec.devices[0].capacity[a/b].x``); missing parts are ignored."""
+    tokens: list[str | int] = []
+    for name, index in _PATH_TOKEN.findall(path):
+        tokens.append(name if name else (int(index) if index.isdigit() else index))
+    cur: Any = obj
+    for tok in tokens[:-1]:
+        if isinstance(cur, dict) and isinstance(tok, str):
+            cur = cur.get(tok)
+        elif isinstance(cur, list) and isinstance(tok, int) and tok < len(cur):
+            cur = cur[tok]
+        else:
+            return
+    if tokens and isinstance(cur, dict) and isinstance(tokens[-1], str):
+        cur.pop(tokens[-1], None)
 
 
 def _forbidden(message: str) -> ApiError:
