@@ -140,7 +140,7 @@ class DeviceModel:
     counter_sets: tuple[CounterSet, ...] = ()
     tiles: dict[str, tuple[Tile, ...]] = field(default_factory=dict)
     """Chip id -> its tiles (only chips whose partitions are published)."""
-    _by_name: dict[str, ModelDevice] = field(default_factory=dict, repr=False)
+    _by_name: dict[str, ModelDevice] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._by_name = {d.name: d for d in self.devices}
