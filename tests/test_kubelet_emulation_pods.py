@@ -307,3 +307,40 @@ def test_device_health_reaches_pod_status(
             assert emu.wait_for(lambda k: healths() == ["Unhealthy"])
         finally:
             emu.stop()
+
+
+def test_partial_failure_keeps_prepared_claims_and_retries_only_the_rest(
+    api: client.ApiClient, preparer: FixedPreparer, kubelet: KubeletEmulator
+) -> None:
+    pod_uid = _create_pod(api, _pod("half", {"a": "c-ok", "b": "c-bad"}, {"main": [{"name": "a"}, {"name": "b"}]}))
+    ok = _allocated_claim(api, "c-ok", [("npu", "chip6")], [pod_uid], ["half"])
+    bad = _allocated_claim(api, "c-bad", [("npu", "chip7")], [pod_uid], ["half"])
+    preparer.results[ok] = Result(devices=(Dev(("npu",), NODE, "chip6", (_cdi(ok, "chip6"),)),))
+    preparer.results[bad] = Result(error="chip7 busy")
+    assert kubelet.wait_for(lambda k: len(preparer.calls) >= 3)
+    assert all(kind == "prepare" for kind, _ in preparer.calls)  # the good claim is never unprepared meanwhile
+    assert sorted(preparer.calls[0][1]) == sorted([ok, bad])
+    assert all(uids == [bad] for _, uids in preparer.calls[1:])  # retries carry only the not-yet-prepared claim
+    assert kubelet.prepared_claims()[ok].pods == {pod_uid}
+    preparer.results[bad] = Result(devices=(Dev(("npu",), NODE, "chip7", (_cdi(bad, "chip7"),)),))
+    assert kubelet.wait_for(lambda k: _phase(api, "half") == "Running")
+
+
+def test_finished_pod_releases_its_claim(
+    api: client.ApiClient, preparer: FixedPreparer, kubelet: KubeletEmulator
+) -> None:
+    pod_uid = _create_pod(api, _pod("job", {"a": "c-job"}, {"main": [{"name": "a"}]}))
+    uid = _allocated_claim(api, "c-job", [("npu", "chip8")], [pod_uid], ["job"])
+    preparer.results[uid] = Result(devices=(Dev(("npu",), NODE, "chip8", (_cdi(uid, "chip8"),)),))
+    assert kubelet.wait_for(lambda k: _phase(api, "job") == "Running")
+    core = client.CoreV1Api(api)
+    pod = json.loads(core.read_namespaced_pod_status("job", "default", _preload_content=False).data)
+    pod["status"]["phase"] = "Succeeded"
+    core.replace_namespaced_pod_status("job", "default", pod, _preload_content=False)
+    assert kubelet.wait_for(lambda k: uid not in k.prepared_claims())
+    assert preparer.calls[-1] == ("unprepare", [uid])
+    final = json.loads(core.read_namespaced_pod_status("job", "default", _preload_content=False).data)
+    assert final["status"]["phase"] == "Succeeded"
+    assert final["status"]["containerStatuses"][0]["allocatedResourcesStatus"][0]["resources"] == [
+        {"resourceID": _cdi(uid, "chip8"), "health": "Unknown"}
+    ]  # written while running (no health stream here); not rewritten after the pod finished

@@ -564,9 +564,12 @@ class KubeletEmulator:
         state = self._pods.pop(key, None)
         if state is None:
             return
-        uid = state.pod["metadata"].get("uid", "")
-        for claim in self._claims.values():
-            claim.pods.discard(uid)
+        self._release_claims(state.pod["metadata"].get("uid", ""))
+
+    def _release_claims(self, pod_uid: str) -> None:
+        with self._cond:
+            for claim in self._claims.values():
+                claim.pods.discard(pod_uid)
 
     async def _reconcile_loop(self) -> None:
         assert self._dirty is not None
@@ -585,9 +588,10 @@ class KubeletEmulator:
             pods = [(k, s) for k, s in self._pods.items()]
         for key, state in pods:
             pod = state.pod
-            if state.running or pod["metadata"].get("deletionTimestamp"):
-                continue
             if pod.get("status", {}).get("phase") in _TERMINAL_PHASES:
+                self._release_claims(pod["metadata"].get("uid", ""))  # finished pods no longer need devices
+                continue
+            if state.running or pod["metadata"].get("deletionTimestamp"):
                 continue
             if state.next_attempt > now:
                 next_wake = state.next_attempt if next_wake is None else min(next_wake, state.next_attempt)
@@ -647,7 +651,7 @@ class KubeletEmulator:
                 by_driver.setdefault(driver, []).append(claim)
         errors: list[str] = []
         for driver, driver_claims in sorted(by_driver.items()):
-            err = await self._prepare(driver, driver_claims)
+            err = await self._prepare(key, pod_uid, driver, driver_claims)
             if err:
                 errors.append(err)
         if errors:
@@ -658,6 +662,9 @@ class KubeletEmulator:
                 await self._record_failure(pod, message)
             return message
         with self._cond:
+            current = self._pods.get(key)
+            if current is None or current.pod["metadata"].get("uid") != pod_uid:
+                return ""  # deleted while we prepared: its claims are released by _forget_pod
             for claim in claims:
                 meta = claim["metadata"]
                 info = self._claims.setdefault(
@@ -669,7 +676,7 @@ class KubeletEmulator:
         await self._mark_running(key, state)
         return ""
 
-    async def _prepare(self, driver: str, claims: list[dict[str, Any]]) -> str:
+    async def _prepare(self, key: str, pod_uid: str, driver: str, claims: list[dict[str, Any]]) -> str:
         ep = self._endpoint_for(driver)
         if ep is None:
             return f"driver {driver} is not registered on node {self.node_name}"
@@ -713,6 +720,11 @@ class KubeletEmulator:
                     meta["uid"], PreparedClaim(meta.get("namespace", ""), meta["name"], meta["uid"])
                 )
                 info.devices[driver] = devices
+                # A prepared claim belongs to the pod at once, even if another claim of the pod failed, so it is
+                # not unprepared between retries; if the pod went away during the call, it is unprepared next pass.
+                current = self._pods.get(key)
+                if current is not None and current.pod["metadata"].get("uid") == pod_uid:
+                    info.pods.add(pod_uid)
         return "; ".join(errors)
 
     async def _unprepare_unused(self) -> float | None:
@@ -858,7 +870,12 @@ class KubeletEmulator:
     async def _refresh_resource_health(self) -> None:
         """Rewrite containerStatuses of running pods whose device health changed."""
         with self._cond:
-            running = [s for s in self._pods.values() if s.running]
+            running = [
+                s
+                for s in self._pods.values()
+                if s.running and s.pod.get("status", {}).get("phase") not in _TERMINAL_PHASES
+                and not s.pod["metadata"].get("deletionTimestamp")
+            ]
         for state in running:
             started = state.pod.get("status", {}).get("startTime") or _now_rfc3339()
             statuses = self._container_statuses(state.pod, started)
