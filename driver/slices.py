@@ -14,7 +14,10 @@ Capacities are uniform per type. Partitions (chip, coreGroup, neuronCore) carry 
 ``neurons``, ``synapseMemory`` (bytes) and ``spikeThroughputKEPS``. Routers (``eventThroughputMEPS``)
 and event queues (``eventThroughputMEPS``, ``queueDepth``) set ``allowMultipleAllocations`` and give
 each capacity a ``requestPolicy`` (default 1/16 of the device, any whole amount from 1 to all), so
-many claims share one router or queue and the allocator books what each takes.
+many claims share one router or queue and the allocator books what each takes. Because capacity
+names differ between types, a selector that reads a capacity names the type first
+(``...type == "chip" && device.capacity[...].cores...``): CEL's ``&&`` is false as soon as one side
+is false, so the missing key on other types is never an error.
 
 Devices of an unhealthy chip keep their place and get the taint ``snn.dra.dev/unhealthy:NoSchedule``.
 
