@@ -145,3 +145,22 @@ spec:
     assert proc.returncode != 0 and 'unknown field "spec.selector"' in proc.stderr
     warned = kubectl(embedded_server, "apply", "--validate=warn", "-f", str(manifest))
     assert 'unknown field "spec.selector"' in warned.stderr and "created" in warned.stdout
+
+
+def test_get_events_and_pods_columns(embedded_server: EmbeddedApiServer) -> None:
+    store = embedded_server.store
+    pod = store.create("pods", {"metadata": {"name": "p1", "namespace": "default"},
+                                "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "i"}]}})
+    store.create("events", {"metadata": {"generateName": "p1.", "namespace": "default"},
+                            "involvedObject": {"kind": "Pod", "name": "p1", "namespace": "default",
+                                               "uid": pod["metadata"]["uid"]},
+                            "type": "Warning", "reason": "FailedPrepareDynamicResources",
+                            "message": "claim not allocated", "source": {"component": "kubelet"}})
+    events = kubectl(embedded_server, "get", "events").stdout.splitlines()
+    assert events[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert events[1].split()[1:4] == ["Warning", "FailedPrepareDynamicResources", "pod/p1"]
+    pods = kubectl(embedded_server, "get", "pods", "-o", "wide").stdout.splitlines()
+    assert pods[0].split()[:7] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    assert pods[1].split()[:3] == ["p1", "0/1", "Pending"] and "node-a" in pods[1]
+    described = kubectl(embedded_server, "describe", "pod", "p1").stdout
+    assert "FailedPrepareDynamicResources" in described

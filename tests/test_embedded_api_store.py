@@ -122,3 +122,16 @@ def test_watch_label_selector_turns_updates_into_added_and_deleted() -> None:
 
     assert asyncio.run(run()) == ["ADDED", "MODIFIED", "DELETED"]
     assert store._subs == []  # the closed watch unsubscribed
+
+
+def test_server_side_apply_removes_fields_the_manager_stopped_applying() -> None:
+    store = Store()
+    first = resource_slice("n1", name="s", labels={"mine": "1"})
+    first["spec"]["devices"][0]["attributes"]["snn.dra.dev/extra"] = {"int": 1}
+    store.patch("resourceslices", None, "s", "application/apply-patch+yaml", first, field_manager="driver")
+    store.patch("resourceslices", None, "s", "application/merge-patch+json",
+                {"metadata": {"labels": {"theirs": "x"}}})
+    second = resource_slice("n1", name="s")
+    out = store.patch("resourceslices", None, "s", "application/apply-patch+yaml", second, field_manager="driver")
+    assert out["metadata"]["labels"] == {"theirs": "x"}
+    assert "snn.dra.dev/extra" not in out["spec"]["devices"][0]["attributes"]

@@ -120,6 +120,7 @@ class Store:
         self._compacted = 0  # newest resourceVersion no longer in the history
         self._subs: list[_Subscriber] = []
         self._validator = validator
+        self._applied: dict[str, dict[str, Any]] = {}  # uid -> field manager -> last applied configuration
         for ns in namespaces:
             self.create("namespaces", {"metadata": {"name": ns}})
 
@@ -279,12 +280,21 @@ class Store:
                 if obj["metadata"].get("name") != name:
                     raise BadRequest(f"the name of the object ({obj['metadata'].get('name')}) does not match the "
                                      f"name on the URL ({name})") from None
-                return self.create(resource, obj, dry_run=dry_run, field_validation=field_validation,
-                                   warnings=warnings)
+                created = self.create(resource, obj, dry_run=dry_run, field_validation=field_validation,
+                                      warnings=warnings)
+                if not dry_run:
+                    self._applied[created["metadata"]["uid"]] = {field_manager or "": copy.deepcopy(body)}
+                return created
+            base = current
             if patch_type == patches.APPLY and isinstance(body, dict):
                 body = copy.deepcopy(body)
                 (body.get("metadata") or {}).pop("resourceVersion", None)  # apply is never a conditional write
-            patched = patches.apply_patch(patch_type, current, body)
+                # Fields this manager applied before and no longer applies are removed, as with real SSA.
+                previous = self._applied.get(current["metadata"]["uid"], {}).get(field_manager or "")
+                if previous is not None:
+                    base = copy.deepcopy(current)
+                    _prune_unapplied(base, previous, body)
+            patched = patches.apply_patch(patch_type, base, body)
             if not isinstance(patched, dict):
                 raise BadRequest("the patch turned the object into a non-object")
             pmeta = patched.setdefault("metadata", {})
@@ -293,8 +303,11 @@ class Store:
             pmeta["name"] = name
             if info.namespaced:
                 pmeta["namespace"] = namespace
-            return self.update(resource, patched, subresource, dry_run=dry_run, field_validation=field_validation,
-                               warnings=warnings)
+            updated = self.update(resource, patched, subresource, dry_run=dry_run,
+                                  field_validation=field_validation, warnings=warnings)
+            if patch_type == patches.APPLY and not dry_run and updated["metadata"]["uid"] in self._uids:
+                self._applied.setdefault(updated["metadata"]["uid"], {})[field_manager or ""] = body
+            return updated
 
     def delete(self, resource: str, namespace: str | None, name: str, *, uid: str | None = None,
                resource_version: str | None = None, propagation: str | None = None, dry_run: bool = False) -> Obj:
@@ -495,6 +508,7 @@ class Store:
         if kind == "DELETED":
             self._objs[info.plural].pop(key, None)
             self._uids.pop(obj["metadata"]["uid"], None)
+            self._applied.pop(obj["metadata"]["uid"], None)
         else:
             self._objs[info.plural][key] = obj
             self._uids[obj["metadata"]["uid"]] = (info.plural, key)
@@ -536,6 +550,21 @@ class Store:
                 if obj["metadata"].get("deletionTimestamp"):
                     continue
                 self._delete_quietly(resource, key)
+
+
+def _prune_unapplied(target: Any, previous: Any, applied: Any) -> None:
+    """Remove from ``target`` the map keys ``previous`` set and ``applied`` no longer sets (lists are atomic)."""
+    if not (isinstance(target, dict) and isinstance(previous, dict) and isinstance(applied, dict)):
+        return
+    for key, value in previous.items():
+        sub = target.get(key)
+        if isinstance(value, dict) and isinstance(sub, dict):
+            now = applied.get(key)
+            _prune_unapplied(sub, value, now if isinstance(now, dict) else {})
+            if key not in applied and not sub:
+                target.pop(key, None)
+        elif key not in applied:
+            target.pop(key, None)
 
 
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")

@@ -40,12 +40,32 @@ def human_duration(seconds: float) -> str:
     return f"{d // 365}y"
 
 
-def age(obj: Obj) -> str:
-    ts = (obj.get("metadata") or {}).get("creationTimestamp")
-    if not ts:
+def since(ts: Any) -> str:
+    """Age of an RFC 3339 timestamp (seconds or micro-seconds precision)."""
+    if not isinstance(ts, str) or not ts:
         return "<unknown>"
-    created = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return human_duration((datetime.now(UTC) - created).total_seconds())
+    try:
+        when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return "<unknown>"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return human_duration((datetime.now(UTC) - when).total_seconds())
+
+
+def age(obj: Obj) -> str:
+    return since((obj.get("metadata") or {}).get("creationTimestamp"))
+
+
+def _event_row(obj: Obj) -> list[Any]:
+    inv = obj.get("involvedObject") or {}
+    last = obj.get("lastTimestamp") or obj.get("eventTime") or (obj.get("metadata") or {}).get("creationTimestamp")
+    source = obj.get("source") or {}
+    src = ", ".join(x for x in (source.get("component"), source.get("host")) if x) or \
+        str(obj.get("reportingComponent") or "")
+    return [since(last), obj.get("type", ""), obj.get("reason", ""),
+            f"{str(inv.get('kind', '')).lower()}/{inv.get('name', '')}", inv.get("fieldPath", ""), src,
+            obj.get("message", ""), since(obj.get("firstTimestamp") or last), obj.get("count") or 1, _name(obj)]
 
 
 def _name(obj: Obj) -> str:
@@ -135,6 +155,13 @@ _TABLES: dict[str, tuple[_Columns, _Row]] = {
         [_NAME_COL, _col("Status", "The status of the namespace"), _AGE_COL],
         lambda o: [_name(o), (o.get("status") or {}).get("phase", ""), age(o)]),
 }
+_TABLES["events"] = (
+    [_col("Last Seen", "Time since the event was last seen."), _col("Type", "Event type (Normal, Warning)."),
+     _col("Reason", "Why the event was reported."), _col("Object", "The object the event is about."),
+     _col("Subobject", "The part of the object concerned.", 1), _col("Source", "Who reported it.", 1),
+     _col("Message", "What happened."), _col("First Seen", "Time since the event was first seen.", 1),
+     _col("Count", "How often it happened.", 1, "integer"), {**_NAME_COL, "priority": 1}],
+    _event_row)
 _DEFAULT: tuple[_Columns, _Row] = ([_NAME_COL, _AGE_COL], lambda o: [_name(o), age(o)])
 
 
