@@ -344,3 +344,20 @@ def test_finished_pod_releases_its_claim(
     assert final["status"]["containerStatuses"][0]["allocatedResourcesStatus"][0]["resources"] == [
         {"resourceID": _cdi(uid, "chip8"), "health": "Unknown"}
     ]  # written while running (no health stream here); not rewritten after the pod finished
+
+
+def test_template_claim_waits_for_the_generated_claim_name(
+    api: client.ApiClient, preparer: FixedPreparer, kubelet: KubeletEmulator
+) -> None:
+    body = _pod("templated", {}, {"main": [{"name": "accel"}]})
+    body["spec"]["resourceClaims"] = [{"name": "accel", "resourceClaimTemplateName": "snn-template"}]
+    pod_uid = _create_pod(api, body)
+    assert kubelet.wait_for(lambda k: "to be generated" in k.pod_error("default", "templated"))
+    uid = _allocated_claim(api, "templated-accel-x7k2p", [("npu", "chip9")], [pod_uid], ["templated"])
+    preparer.results[uid] = Result(devices=(Dev(("npu",), NODE, "chip9", (_cdi(uid, "chip9"),)),))
+    core = client.CoreV1Api(api)
+    pod = json.loads(core.read_namespaced_pod_status("templated", "default", _preload_content=False).data)
+    pod["status"]["resourceClaimStatuses"] = [{"name": "accel", "resourceClaimName": "templated-accel-x7k2p"}]
+    core.replace_namespaced_pod_status("templated", "default", pod, _preload_content=False)
+    assert kubelet.wait_for(lambda k: _phase(api, "templated") == "Running")
+    assert kubelet.cdi_devices_for("default", "templated", "main") == [_cdi(uid, "chip9")]
