@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,3 +140,10 @@ def test_missing_node_name_is_a_clear_error(base: Path) -> None:
     with pytest.raises(RuntimeError, match="exited early with status 2"), plugin_process(base, "--node-name", ""):
         pass
     assert "--node-name" in (base / "plugin.log").read_text()
+
+
+def test_sigint_is_a_clean_exit_too(base: Path) -> None:
+    with plugin_process(base) as plugin:
+        plugin.proc.send_signal(signal.SIGINT)
+        assert plugin.proc.wait(timeout=30) == 0
+        assert not plugin.dra.exists() and not plugin.registration.exists()
