@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from embedded_api_objects import claim, resource_slice
@@ -164,3 +165,33 @@ def test_get_events_and_pods_columns(embedded_server: EmbeddedApiServer) -> None
     assert pods[1].split()[:3] == ["p1", "0/1", "Pending"] and "node-a" in pods[1]
     described = kubectl(embedded_server, "describe", "pod", "p1").stdout
     assert "FailedPrepareDynamicResources" in described
+
+
+def test_kubectl_explain_uses_served_openapi(embedded_server_factory: Any) -> None:
+    srv = embedded_server_factory(profile="1.34")
+    pool = kubectl(srv, "explain", "resourceslice.spec.pool").stdout
+    assert "resourceSliceCount\t<integer> -required-" in pool and "GROUP:      resource.k8s.io" in pool
+    assert "nodeName" in kubectl(srv, "explain", "pods.spec").stdout
+    missing = kubectl(srv, "explain", "devicetaintrules", check=False)
+    assert missing.returncode != 0  # not served on 1.34
+
+
+def test_kubectl_server_side_apply(embedded_server: EmbeddedApiServer, tmp_path: Path) -> None:
+    manifest = tmp_path / "class.yaml"
+    body = """\
+apiVersion: resource.k8s.io/v1
+kind: DeviceClass
+metadata:
+  name: ssa
+  labels: {%s}
+spec:
+  selectors:
+  - cel:
+      expression: device.driver == "snn.dra.dev"
+"""
+    manifest.write_text(body % "tier: gold")
+    assert "serverside-applied" in kubectl(embedded_server, "apply", "--server-side", "-f", str(manifest)).stdout
+    manifest.write_text(body % "zone: a")
+    kubectl(embedded_server, "apply", "--server-side", "-f", str(manifest))
+    labels = embedded_server.store.get("deviceclasses", None, "ssa")["metadata"]["labels"]
+    assert labels == {"zone": "a"}
