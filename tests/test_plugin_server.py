@@ -7,6 +7,7 @@ v1, gRPC errors only for overall failures, serialization across instances and de
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -29,6 +30,7 @@ from snn_dra.api.kubelet.pluginregistration.v1 import api_pb2 as reg
 from snn_dra.api.kubelet.pluginregistration.v1 import api_pb2_grpc as reg_grpc
 from snn_dra.driver.plugin.health import DeviceHealthEntry, HealthStatus
 from snn_dra.driver.plugin.lock import SerializationLock
+from snn_dra.driver.plugin.server import PluginConfig, PluginServer
 
 
 @pytest.fixture
@@ -292,3 +294,26 @@ def test_failing_health_provider_ends_the_stream_with_unavailable(base: Path) ->
             next(stream)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "sysfs unreadable" in err.value.details()
+
+
+def test_failing_background_task_stops_the_plugin_with_exit_code_1(base: Path) -> None:
+    seen: dict[str, object] = {}
+
+    async def publisher(server: PluginServer) -> None:
+        seen["serving"] = server.paths.dra.is_socket()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen["cancelled"] = True
+            raise
+
+    async def health_watch(server: PluginServer) -> None:
+        await asyncio.sleep(0)
+        raise OSError("backend gone")
+
+    config = PluginConfig(plugin_dir=base / "p", registry_dir=base / "r", stop_grace_seconds=1)
+    server = PluginServer(config, _preparer())
+    code = asyncio.run(server.run_until_signal([publisher, health_watch]))
+    assert code == 1
+    assert seen == {"serving": True, "cancelled": True}
+    assert not server.paths.dra.exists() and not server.paths.registration.exists()

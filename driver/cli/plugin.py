@@ -20,7 +20,7 @@ import typer
 from snn_dra.driver.cli.app import app
 from snn_dra.driver.plugin.health import DEFAULT_INTERVAL_SECONDS, DeviceHealthEntry, HealthProvider
 from snn_dra.driver.plugin.preparer import ClaimResultLike, Preparer
-from snn_dra.driver.plugin.server import PluginConfig, PluginServer
+from snn_dra.driver.plugin.server import BackgroundTask, PluginConfig, PluginServer
 from snn_dra.driver.plugin.sockets import DEFAULT_PLUGIN_DIR, DEFAULT_REGISTRY_DIR, DRIVER_NAME, SocketPathError
 
 log = logging.getLogger("snn_dra.cli.plugin")
@@ -47,6 +47,8 @@ class PluginOptions:
 class PluginWiring:
     preparer: Preparer
     health_provider: HealthProvider
+    background: tuple[BackgroundTask, ...] = ()
+    """E.g. the ResourceSlice publisher and a backend health watch that calls ``server.health.notify_changed()``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,4 +142,6 @@ def kubelet_plugin(
         server = PluginServer(config, wiring.preparer, wiring.health_provider)
     except SocketPathError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    asyncio.run(server.run_until_signal())
+    code = asyncio.run(server.run_until_signal(wiring.background))
+    if code:
+        raise typer.Exit(code)

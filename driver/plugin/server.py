@@ -11,9 +11,10 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -64,6 +65,10 @@ class PluginConfig:
     health_interval: float = DEFAULT_INTERVAL_SECONDS
     stop_grace_seconds: float = 5.0
     supported_versions: tuple[str, ...] = field(default=SUPPORTED_VERSIONS)
+
+
+BackgroundTask = Callable[["PluginServer"], Coroutine[Any, Any, None]]
+"""A long-running coroutine that lives as long as the plugin serves (it may call ``server.health.notify_changed``)."""
 
 
 def _no_devices() -> Sequence[DeviceHealthEntry]:
@@ -131,19 +136,45 @@ class PluginServer:
         self.lock.close()
         log.info("stopped; removed sockets %s and %s", self.paths.dra, self.paths.registration)
 
-    async def run_until_signal(self) -> None:
-        """Serve until SIGTERM or SIGINT, then clean up; prints the ready line tests and operators wait for."""
+    async def run_until_signal(self, background: Sequence[BackgroundTask] = ()) -> int:
+        """Serve until SIGTERM or SIGINT, then clean up; prints the ready line tests and operators wait for.
+
+        ``background`` coroutines (slice publisher, backend health watch) start once the sockets serve and are
+        cancelled on shutdown. If one fails, the plugin shuts down and returns 1 so the pod restarts; else 0.
+        """
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        tasks: list[asyncio.Task[None]] = []
+        failed = False
+
+        def done(task: asyncio.Task[None]) -> None:
+            nonlocal failed
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is not None:
+                log.error("background task %s failed: %s: %s", task.get_name(), type(exc).__name__, exc,
+                          exc_info=exc)  # fmt: skip
+                failed = True
+                stop.set()
+
         try:
             await self.start()
+            for i, job in enumerate(background):
+                task = asyncio.create_task(job(self), name=getattr(job, "__name__", f"background-{i}"))
+                task.add_done_callback(done)
+                tasks.append(task)
             sys.stdout.write(self.ready_line() + "\n")
             sys.stdout.flush()
             await stop.wait()
-            log.info("signal received, shutting down")
+            log.info("shutting down")
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.stop()
+        return 1 if failed else 0
