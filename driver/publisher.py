@@ -32,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from snn_dra.driver.kubejson import KubeJSON, resource_path
+from snn_dra.driver.slices import generate_name, slice_prefix_width
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +62,6 @@ class PublishResult:
     @property
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.deleted)
-
-
-def slice_prefix_width(count: int) -> int:
-    """Width of the hex index prefix: at least 5, more when the pool has over 0xfffff slices."""
-    return max(5, len(f"{max(count - 1, 0):x}"))
-
-
-def generate_name(index: int, count: int, driver: str, owner: str) -> str:
-    return f"{index:0{slice_prefix_width(count)}x}-{driver}-{owner}-"
 
 
 def parse_index(name: str, count: int, driver: str, owner: str) -> int | None:
