@@ -135,3 +135,19 @@ def test_server_side_apply_removes_fields_the_manager_stopped_applying() -> None
     out = store.patch("resourceslices", None, "s", "application/apply-patch+yaml", second, field_manager="driver")
     assert out["metadata"]["labels"] == {"theirs": "x"}
     assert "snn.dra.dev/extra" not in out["spec"]["devices"][0]["attributes"]
+
+
+def test_taint_time_added_is_set_by_the_server_and_kept() -> None:
+    store = Store()
+    taint = {"key": "snn.dra.dev/unhealthy", "value": "true", "effect": "NoSchedule"}
+    body = resource_slice("n1", name="s")
+    body["spec"]["devices"][0]["taints"] = [dict(taint)]
+    created = store.create("resourceslices", body)
+    stamp = created["spec"]["devices"][0]["taints"][0]["timeAdded"]
+    assert stamp.endswith("Z")
+    body = resource_slice("n1", name="s")  # the driver republishes without timeAdded
+    body["spec"]["devices"][0]["taints"] = [dict(taint)]
+    body["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    body["spec"]["pool"]["generation"] = 2
+    updated = store.update("resourceslices", body)
+    assert updated["spec"]["devices"][0]["taints"][0]["timeAdded"] == stamp

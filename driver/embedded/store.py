@@ -198,6 +198,7 @@ class Store:
             self._prepare_create(info, new)
             drop_disabled_fields(self.profile, resource, new, None)
             _default(resource, new)
+            _default_taint_times(resource, new, None)
             self._validate(info, new, None, field_validation, warnings)
             key = _key(info, ns, meta["name"])
             if key in self._objs[resource]:
@@ -248,6 +249,7 @@ class Store:
                         new.pop("status", None)
             drop_disabled_fields(self.profile, resource, new, old)
             _default(resource, new)
+            _default_taint_times(resource, new, old)
             self._validate(info, new, old, field_validation, warnings)
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + (
                 1 if _content(new) != _content(old) else 0)
@@ -607,6 +609,30 @@ def _immutability(resource: str, obj: Obj, old: Obj) -> list[FieldError]:
         if new_spec.get("nodeName") != old_spec.get("nodeName"):
             errs.append(_immutable("spec.nodeName", new_spec.get("nodeName")))
     return errs
+
+
+def _taints(resource: str, obj: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if not obj:
+        return []
+    spec = obj.get("spec") or {}
+    if resource == "resourceslices":
+        return [t for d in spec.get("devices") or [] if isinstance(d, dict)
+                for t in d.get("taints") or [] if isinstance(t, dict)]
+    if resource == "devicetaintrules" and isinstance(spec.get("taint"), dict):
+        return [spec["taint"]]
+    return []
+
+
+def _default_taint_times(resource: str, obj: Obj, old: Obj | None) -> None:
+    """``timeAdded`` is set by the server when missing: kept from the same taint before, else now (upstream)."""
+    taints = _taints(resource, obj)
+    if not taints:
+        return
+    before = {(t.get("key"), t.get("value"), t.get("effect")): t.get("timeAdded") for t in _taints(resource, old)}
+    now = now_rfc3339()
+    for t in taints:
+        if not t.get("timeAdded"):
+            t["timeAdded"] = before.get((t.get("key"), t.get("value"), t.get("effect"))) or now
 
 
 def _default_request(req: dict[str, Any]) -> None:
