@@ -217,6 +217,7 @@ class KubeletEmulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._main_task: asyncio.Task[None] | None = None
 
     # -- queries (thread-safe) -----------------------------------------------------------------------------------
 
@@ -291,6 +292,7 @@ class KubeletEmulator:
         def run() -> None:
             asyncio.set_event_loop(loop)
             task = loop.create_task(self.run())
+            self._main_task = task
             loop.call_soon(ready.set)
             with contextlib.suppress(asyncio.CancelledError):
                 loop.run_until_complete(task)
@@ -309,8 +311,8 @@ class KubeletEmulator:
 
         def cancel() -> None:
             self._stopping = True
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
+            if self._main_task is not None:
+                self._main_task.cancel()
 
         loop.call_soon_threadsafe(cancel)
         self._thread.join(timeout=30)
