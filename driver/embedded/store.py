@@ -382,7 +382,7 @@ class Store:
         sub = _Subscriber(resource, asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
             if since == 0:
-                backlog = [_Event(self._rv, resource, "ADDED", copy.deepcopy(o), None)
+                backlog = [_Event(self._rv, resource, "ADDED", o, None)
                            for _, o in sorted(self._objs[resource].items())]
             else:
                 if since < self._compacted:
@@ -514,7 +514,8 @@ class Store:
         else:
             self._objs[info.plural][key] = obj
             self._uids[obj["metadata"]["uid"]] = (info.plural, key)
-        ev = _Event(self._rv, info.plural, kind, copy.deepcopy(obj), copy.deepcopy(prev) if prev else None)
+        # Stored objects are never mutated after commit (writers work on copies), so events share them.
+        ev = _Event(self._rv, info.plural, kind, obj, prev)
         self._history.append(ev)
         while len(self._history) > self._history_size:
             self._compacted = self._history.popleft().rv
