@@ -151,3 +151,19 @@ def test_taint_time_added_is_set_by_the_server_and_kept() -> None:
     body["spec"]["pool"]["generation"] = 2
     updated = store.update("resourceslices", body)
     assert updated["spec"]["devices"][0]["taints"][0]["timeAdded"] == stamp
+
+
+def test_no_new_finalizers_while_deleting() -> None:
+    store = Store()
+    body = claim("c")
+    body["metadata"]["finalizers"] = ["example.com/a"]
+    store.create("resourceclaims", body)
+    marked = store.delete("resourceclaims", "default", "c")
+    marked["metadata"]["finalizers"] = ["example.com/a", "example.com/b"]
+    with pytest.raises(Invalid) as e:
+        store.update("resourceclaims", marked)
+    assert e.value.errors[0].field == "metadata.finalizers" and "example.com/b" in e.value.errors[0].message
+    marked["metadata"]["finalizers"] = []
+    store.update("resourceclaims", marked)
+    with pytest.raises(NotFound):
+        store.get("resourceclaims", "default", "c")

@@ -598,6 +598,13 @@ def _forbidden(message: str) -> ApiError:
 
 def _immutability(resource: str, obj: Obj, old: Obj) -> list[FieldError]:
     errs: list[FieldError] = []
+    if old["metadata"].get("deletionTimestamp"):
+        before = old["metadata"].get("finalizers") or []
+        added = [f for f in obj["metadata"].get("finalizers") or [] if f not in before]
+        if added:
+            errs.append(FieldError(CauseType.FORBIDDEN, "metadata.finalizers",
+                                   "Forbidden: no new finalizers can be added if the object is being deleted, found "
+                                   f"new finalizers {json.dumps(added)}"))
     if resource in ("resourceclaims", "resourceclaimtemplates"):
         if obj.get("spec") != old.get("spec"):
             errs.append(_immutable("spec", obj.get("spec")))
