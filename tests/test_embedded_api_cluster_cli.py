@@ -67,3 +67,15 @@ def test_cluster_up_rejects_bad_profile_and_gates(tmp_path: Path) -> None:
         "DRADeviceTaints": True, "DRAConsumableCapacity": False}
     with pytest.raises(ValueError, match="Name=true or Name=false"):
         parse_feature_gates("DRADeviceTaints")
+
+
+def test_cluster_up_reports_a_busy_port(tmp_path: Path) -> None:
+    from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
+
+    with EmbeddedApiServer(state_dir=tmp_path / "first") as first:
+        port = first.url.rsplit(":", 1)[1]
+        busy = subprocess.run([SNN_DRA, "cluster", "up", "--port", port, "--kubeconfig", str(tmp_path / "k")],
+                              capture_output=True, text=True, timeout=60, check=False,
+                              env={**os.environ, "COLUMNS": "200"})
+    assert busy.returncode == 1
+    assert f"cannot start the API server on 127.0.0.1:{port}" in busy.stdout and "--port" in busy.stdout
