@@ -272,7 +272,7 @@ def test_unauthenticated_requests_get_401_status(embedded_server: EmbeddedApiSer
     for token in (None, "wrong-token"):
         cfg = client.Configuration()
         cfg.host = embedded_server.url
-        cfg.ssl_ca_cert = str(embedded_server.state_dir / "pki" / "ca.crt")
+        cfg.ssl_ca_cert = str(embedded_server.ca_path)
         if token:
             cfg.api_key = {"authorization": f"Bearer {token}"}
         with client.ApiClient(cfg) as api, pytest.raises(ApiException) as e:
@@ -293,7 +293,7 @@ def test_server_is_https_on_loopback_with_private_kubeconfig(embedded_server: Em
 
 def _post(server: EmbeddedApiServer, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
     """A raw HTTPS POST: the official client refuses unknown fields before sending them."""
-    ctx = ssl.create_default_context(cafile=str(server.state_dir / "pki" / "ca.crt"))
+    ctx = ssl.create_default_context(cafile=str(server.ca_path))
     conn = http.client.HTTPSConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), context=ctx, timeout=30)
     try:
         conn.request("POST", path, json.dumps(body), {"Authorization": f"Bearer {server.token}",

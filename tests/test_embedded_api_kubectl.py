@@ -110,7 +110,7 @@ spec: {}
 
 def test_kubectl_rejects_missing_token(embedded_server: EmbeddedApiServer) -> None:
     env = {**os.environ, "HOME": str(embedded_server.state_dir)}
-    ca = embedded_server.state_dir / "pki" / "ca.crt"
+    ca = embedded_server.ca_path
     proc = subprocess.run([KUBECTL, "--server", embedded_server.url, "--certificate-authority", str(ca),
                            "--token", "wrong", "get", "resourceslices"], env={**env, "KUBECONFIG": "/dev/null"},
                           capture_output=True, text=True, timeout=60, check=False)

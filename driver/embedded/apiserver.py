@@ -413,11 +413,16 @@ class EmbeddedApiServer:
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
 
+    @property
+    def ca_path(self) -> Path:
+        """PEM of the CA that signed the serving certificate (also inlined in the kubeconfig)."""
+        return self.state_dir / "pki" / "ca.crt"
+
     # -- async hosting -----------------------------------------------------------------------------------------
 
     async def start_async(self) -> None:
         """Bind, write the kubeconfig, and serve on the running loop."""
-        cert = generate_serving_cert(self.state_dir / "pki")
+        cert = generate_serving_cert(self.ca_path.parent)
         self.ca_pem = cert.ca_pem
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert.cert_path, cert.key_path)
