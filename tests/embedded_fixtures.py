@@ -16,6 +16,8 @@ from kubernetes import client
 
 from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
 
+__all__ = ["ServerFactory", "api_client_for", "embedded_api_client", "embedded_server", "embedded_server_factory"]
+
 ServerFactory = Callable[..., EmbeddedApiServer]
 
 
