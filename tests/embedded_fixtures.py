@@ -1,6 +1,7 @@
 """Pytest plugin: a running embedded API server and an official-client ``ApiClient`` bound to it.
 
-Enable with ``pytest_plugins = ["tests.embedded_fixtures"]`` in ``tests/conftest.py``.
+Enable with ``pytest_plugins = ["embedded_fixtures"]`` in ``tests/conftest.py`` (tests/ is on sys.path), or in a
+test module; importing the fixtures by name also works.
 ``embedded_server_factory(profile=..., feature_gates=..., history_size=...)`` starts more (stopped at teardown).
 """
 
