@@ -143,6 +143,13 @@ class HealthMonitor:
         self._wake: asyncio.Event | None = None
         self._stopping = False
 
+    def set_model(self, model: DeviceModel) -> None:
+        """Follow a re-planned publication (fewer levels on an older API server): report its devices from now on."""
+        with self._lock:
+            self._devices = tuple((d.name, d.chip.id) for d in model.devices)
+        if self.on_health_change is not None:
+            self.on_health_change()
+
     # --- state -----------------------------------------------------------------------------------
 
     @property

@@ -222,6 +222,11 @@ class Preparer:
         self.cdi = CdiWriter(cdi_dir)
         self.store = CheckpointStore(state_dir, boot_id_path=boot_id_path)
 
+    def prepared_device_count(self) -> int:
+        """Devices of completed claims in the checkpoint (the metrics gauge); call under the serialization lock."""
+        claims = self.store.load().claims.values()
+        return sum(len(c.devices) for c in claims if c.state is ClaimState.PREPARE_COMPLETED)
+
     # ------------------------------------------------------------------ helpers
     def _fault(self, step: str) -> None:
         if self._hook is not None:

@@ -156,6 +156,7 @@ class SlicePublisher:
         node_uid: str | None = None,
         sync_delay: float = DEFAULT_SYNC_DELAY_S,
         on_error: Callable[[Exception], None] | None = None,
+        on_published: Callable[[PublishResult], None] | None = None,
     ) -> None:
         self._kube = KubeJSON(api_client)
         self.driver = driver
@@ -164,6 +165,7 @@ class SlicePublisher:
         self._node_uid = node_uid
         self._sync_delay = sync_delay
         self._on_error = on_error or (lambda exc: log.error("slice publishing failed: %s", exc))
+        self._on_published = on_published
         self._desired: list[dict[str, Any]] = []
         self._adopted: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -333,7 +335,9 @@ class SlicePublisher:
         try:
             while not self._stop.is_set():
                 try:
-                    self.publish()
+                    result = self.publish()
+                    if self._on_published is not None:
+                        self._on_published(result)
                 except Exception as exc:  # reported and retried on the next wake-up
                     self._on_error(exc)
                 self._wake.wait(self._sync_delay)

@@ -156,14 +156,33 @@ def _read_ready(proc: subprocess.Popen[str], timeout: float) -> str:
 
 @contextlib.contextmanager
 def plugin_process(tmp: Path, *extra: str, plugin_dir: Path | None = None, registry_dir: Path | None = None,
-                   env: Mapping[str, str] | None = None) -> Iterator[PluginProcess]:  # fmt: skip
+                   env: Mapping[str, str] | None = None, kubeconfig: Path | None = None,
+                   node_config: Path | None = None) -> Iterator[PluginProcess]:  # fmt: skip
+    """The real plugin process; without ``kubeconfig`` it gets its own embedded API server with node ``node-a``."""
+    with contextlib.ExitStack() as stack:
+        if kubeconfig is None:
+            from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
+
+            server = stack.enter_context(EmbeddedApiServer(state_dir=tmp / "apiserver"))
+            server.store.create("nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}})
+            kubeconfig = server.kubeconfig_path
+        yield stack.enter_context(
+            _plugin_process(tmp, *extra, plugin_dir=plugin_dir, registry_dir=registry_dir, env=env,
+                            kubeconfig=kubeconfig, node_config=node_config or NODE_CONFIG)
+        )  # fmt: skip
+
+
+NODE_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "node-configs" / "akida-pcie.yaml"
+
+
+@contextlib.contextmanager
+def _plugin_process(tmp: Path, *extra: str, plugin_dir: Path | None, registry_dir: Path | None,
+                    env: Mapping[str, str] | None, kubeconfig: Path, node_config: Path) -> Iterator[PluginProcess]:  # fmt: skip
     plugin_dir = plugin_dir or tmp / "plugins" / "snn.dra.dev"
     registry_dir = registry_dir or tmp / "plugins_registry"
-    kubeconfig = tmp / "kubeconfig"
-    kubeconfig.touch()
     args = [
         sys.executable, "-c", "from snn_dra.driver.cli import main; main()", "kubelet-plugin",
-        "--node-name", "node-a", "--kubeconfig", str(kubeconfig),
+        "--node-name", "node-a", "--kubeconfig", str(kubeconfig), "--node-config", str(node_config),
         "--plugin-dir", str(plugin_dir), "--registry-dir", str(registry_dir), "--cdi-dir", str(tmp / "cdi"),
         *extra,
     ]  # fmt: skip

@@ -10,18 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from snn_dra.driver.backends import load_node_config
+from snn_dra.driver.backends.base import BackendError, NodeConfigError
 from snn_dra.driver.cli.app import app
-from snn_dra.driver.plugin.health import DEFAULT_INTERVAL_SECONDS, DeviceHealthEntry, HealthProvider
-from snn_dra.driver.plugin.preparer import ClaimResultLike, Preparer
+from snn_dra.driver.cli.node import MeteredPreparer, NodeDriver, api_client_for
+from snn_dra.driver.model import DeviceModelError
+from snn_dra.driver.plugin.health import DEFAULT_INTERVAL_SECONDS, HealthProvider
+from snn_dra.driver.plugin.preparer import Preparer
 from snn_dra.driver.plugin.server import BackgroundTask, PluginConfig, PluginServer
 from snn_dra.driver.plugin.sockets import DEFAULT_PLUGIN_DIR, DEFAULT_REGISTRY_DIR, DRIVER_NAME, SocketPathError
+from snn_dra.driver.telemetry import setup_metrics
 
 log = logging.getLogger("snn_dra.cli.plugin")
 
@@ -41,6 +45,8 @@ class PluginOptions:
     cdi_dir: Path
     pod_uid: str | None
     health_interval: float
+    metrics_port: int = -1
+    """-1: no metrics; 0: any free port; else the port serving /metrics."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,32 +57,35 @@ class PluginWiring:
     """E.g. the ResourceSlice publisher and a backend health watch that calls ``server.health.notify_changed()``."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Unprepared:
-    error: str
-    devices: tuple[Any, ...] = ()
-
-
-class UnwiredPreparer:
-    """Answers every claim with a clear per-claim error until a real preparer is wired in :func:`build_wiring`."""
-
-    REASON = "claim preparation is not wired into this snn-dra build (snn_dra.driver.cli.plugin.build_wiring)"
-
-    def prepare(self, claims: Sequence[Any]) -> Mapping[str, ClaimResultLike]:
-        return {c.uid: _Unprepared(self.REASON) for c in claims}
-
-    def unprepare(self, claims: Sequence[Any]) -> Mapping[str, str]:
-        return {c.uid: self.REASON for c in claims}
-
-
-def _no_devices() -> Sequence[DeviceHealthEntry]:
-    return ()
-
-
 def build_wiring(options: PluginOptions) -> PluginWiring:
-    """Choose the preparer and the health source for this node."""
-    log.warning("%s", UnwiredPreparer.REASON)
-    return PluginWiring(preparer=UnwiredPreparer(), health_provider=_no_devices)
+    """Build this node's driver: discover hardware, plan the slices for this API server, prepare claims."""
+    if options.node_config is None:
+        raise typer.BadParameter(
+            "the node config is required: pass --node-config FILE (see deploy/node-configs/ for examples)",
+            param_hint="--node-config",
+        )
+    try:
+        node_config = load_node_config(options.node_config)
+    except NodeConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--node-config") from exc
+    metrics = setup_metrics(options.metrics_port) if options.metrics_port >= 0 else None
+    try:
+        node = NodeDriver(
+            node_name=options.node_name,
+            node_config=node_config,
+            api_client=api_client_for(options.kubeconfig),
+            cdi_dir=options.cdi_dir,
+            state_dir=options.plugin_dir,
+            metrics=metrics,
+        )
+    except (BackendError, DeviceModelError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--node-config") from exc
+    preparer: Preparer = node.preparer if metrics is None else MeteredPreparer(node.preparer, metrics)
+    return PluginWiring(
+        preparer=preparer,
+        health_provider=node.monitor.entries,
+        background=(node.run_publisher, node.run_health),
+    )
 
 
 def _kubeconfig(flag: Path | None) -> Path | None:
@@ -109,6 +118,9 @@ def kubelet_plugin(
     health_interval: Annotated[
         float, typer.Option(min=0.1, help="Seconds between full health snapshots (kubelet times out at 30 s).")
     ] = DEFAULT_INTERVAL_SECONDS,
+    metrics_port: Annotated[
+        int, typer.Option(min=-1, help="Port for Prometheus /metrics (-1: off, 0: any free port).")
+    ] = -1,
     log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
 ) -> None:
     """Serve the DRA kubelet plugin: DRA service on <plugin-dir>/dra.sock, then registration in <registry-dir>."""
@@ -129,6 +141,7 @@ def kubelet_plugin(
         cdi_dir=cdi_dir.absolute(),
         pod_uid=pod_uid or None,
         health_interval=health_interval,
+        metrics_port=metrics_port,
     )
     wiring = build_wiring(options)
     config = PluginConfig(
