@@ -176,8 +176,15 @@ NODE_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "node-configs"
 
 
 @contextlib.contextmanager
-def _plugin_process(tmp: Path, *extra: str, plugin_dir: Path | None, registry_dir: Path | None,
-                    env: Mapping[str, str] | None, kubeconfig: Path, node_config: Path) -> Iterator[PluginProcess]:  # fmt: skip
+def _plugin_process(
+    tmp: Path,
+    *extra: str,
+    plugin_dir: Path | None,
+    registry_dir: Path | None,
+    env: Mapping[str, str] | None,
+    kubeconfig: Path,
+    node_config: Path,
+) -> Iterator[PluginProcess]:
     plugin_dir = plugin_dir or tmp / "plugins" / "snn.dra.dev"
     registry_dir = registry_dir or tmp / "plugins_registry"
     args = [
