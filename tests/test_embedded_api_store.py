@@ -167,3 +167,14 @@ def test_no_new_finalizers_while_deleting() -> None:
     store.update("resourceclaims", marked)
     with pytest.raises(NotFound):
         store.get("resourceclaims", "default", "c")
+
+
+def test_strategic_merge_merges_core_lists_by_key() -> None:
+    store = Store()
+    store.create("pods", {"metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": [
+        {"name": "a", "image": "one", "resources": {"claims": [{"name": "npu"}]}},
+        {"name": "b", "image": "two"}]}})
+    out = store.patch("pods", "default", "p", "application/strategic-merge-patch+json",
+                      {"spec": {"$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+                                "containers": [{"name": "a", "image": "three"}, {"name": "b", "$patch": "delete"}]}})
+    assert out["spec"]["containers"] == [{"name": "a", "image": "three", "resources": {"claims": [{"name": "npu"}]}}]

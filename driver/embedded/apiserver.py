@@ -3,9 +3,9 @@
 kubectl 1.32 and the official ``kubernetes`` client talk to it through an ordinary kubeconfig. Only what a DRA
 driver and its tests use is served (namespaces, nodes, pods, events, and resource.k8s.io/v1), but with the real
 semantics: Status errors, optimistic concurrency, every patch type, watch with bookmarks and 410 Expired,
-server-side Table output and the OpenAPI v3 documents kubectl asks for. Strategic merge patches are applied as
-JSON merge patches; server-side apply is create-or-merge per field manager (fields a manager stops applying are
-removed; lists are atomic; no managedFields and no apply conflicts between managers).
+server-side Table output and the OpenAPI v3 documents kubectl asks for. Strategic merge patches are JSON merge
+patches with merge-by-key for the usual core lists; server-side apply is create-or-merge per field manager (fields
+a manager stops applying are removed; lists are atomic; no managedFields and no conflicts between managers).
 """
 
 from __future__ import annotations

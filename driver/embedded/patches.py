@@ -1,7 +1,8 @@
 """Patch formats the API server accepts: JSON merge (RFC 7386), JSON patch (RFC 6902), strategic merge.
 
-Strategic merge is applied as a JSON merge patch: the DRA types declare no merge keys that matter here,
-and for core types the embedded server accepts the simplification (documented in the server docstring).
+Strategic merge is a JSON merge patch plus merge-by-key for the core lists kubectl patches that way
+(``containers`` by ``name``, ``conditions`` by ``type``...) and ``$patch: delete`` elements; the DRA types
+declare no patch strategies upstream, so for them it is exactly a merge patch. Other directives are ignored.
 """
 
 from __future__ import annotations
@@ -19,17 +20,44 @@ APPLY_CBOR = "application/apply-patch+cbor"
 PATCH_TYPES = (MERGE, JSON_PATCH, STRATEGIC, APPLY)
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
+# Upstream patchMergeKey of core/v1 lists (field name -> key); lists not named here are replaced.
+STRATEGIC_MERGE_KEYS = {
+    "containers": "name", "initContainers": "name", "ephemeralContainers": "name", "volumes": "name",
+    "env": "name", "volumeMounts": "mountPath", "ports": "containerPort", "resourceClaims": "name",
+    "claims": "name", "imagePullSecrets": "name", "conditions": "type", "ownerReferences": "uid",
+}
+
+
+def merge_patch(target: Any, patch: Any, keys: dict[str, str] | None = None) -> Any:
+    """RFC 7386 merge; with ``keys`` (strategic merge), the named lists of objects are merged by their key."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     out = copy.deepcopy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
-        if key.startswith("$"):  # strategic-merge directives ($patch, $retainKeys...) have no merge meaning here
+        if key.startswith("$"):  # strategic-merge directives ($setElementOrder, $retainKeys...) are ignored
             continue
         if value is None:
             out.pop(key, None)
+        elif keys and key in keys and isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = _merge_list(out[key], value, keys[key], keys)
         else:
-            out[key] = merge_patch(out.get(key), value)
+            out[key] = merge_patch(out.get(key), value, keys)
+    return out
+
+
+def _merge_list(target: list[Any], patch: list[Any], key: str, keys: dict[str, str]) -> list[Any]:
+    if not all(isinstance(e, dict) and key in e for e in patch + target):
+        return copy.deepcopy(patch)
+    out = [copy.deepcopy(e) for e in target]
+    for element in patch:
+        idx = next((i for i, e in enumerate(out) if e.get(key) == element[key]), None)
+        if element.get("$patch") == "delete":
+            if idx is not None:
+                del out[idx]
+        elif idx is None:
+            out.append(merge_patch({}, element, keys))
+        else:
+            out[idx] = merge_patch(out[idx], element, keys)
     return out
 
 
@@ -137,8 +165,11 @@ def json_patch(target: Any, ops: Any) -> Any:
 
 
 def apply_patch(patch_type: str, target: Any, body: Any) -> Any:
-    if patch_type in (MERGE, STRATEGIC, APPLY):
+    if patch_type in (MERGE, APPLY):
         return merge_patch(target, body)
+    if patch_type == STRATEGIC:
+        core = isinstance(target, dict) and target.get("apiVersion") == "v1"
+        return merge_patch(target, body, STRATEGIC_MERGE_KEYS if core else None)
     if patch_type == JSON_PATCH:
         return json_patch(target, body)
     raise UnsupportedMediaType(f"the body of the request was in an unknown format - accepted media types include: "
