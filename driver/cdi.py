@@ -165,7 +165,10 @@ def resolve(ids: Sequence[str], dirs: Sequence[str | Path]) -> dict[str, list[An
     """Merge the container edits the IDs select, as a CDI-enabled runtime would (for emulation and tests).
 
     Specs are read from ``*.json`` files in ``dirs``; a later dir wins on a duplicate ID. Spec-level edits
-    are applied once per spec that contributes a device. Unknown IDs raise :class:`UnresolvableCdiDevicesError`.
+    are applied once per spec that contributes a device. A device node (and a mount) seen again for the same
+    container path replaces the earlier one, as the CDI library does when it edits the OCI spec, so two
+    devices of one chip give the container one ``/dev/akidaN``. Unknown IDs raise
+    :class:`UnresolvableCdiDevicesError`.
     """
     devices: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
     for directory in dirs:
@@ -192,5 +195,9 @@ def resolve(ids: Sequence[str], dirs: Sequence[str | Path]) -> dict[str, list[An
             layers.insert(0, spec.get("containerEdits") or {})
         for layer in layers:
             for key, items in merged.items():
-                items.extend(layer.get(key) or [])
+                for item in layer.get(key) or []:
+                    path_key = {"deviceNodes": "path", "mounts": "containerPath"}.get(key)
+                    if path_key is not None:
+                        items[:] = [x for x in items if x.get(path_key) != item.get(path_key)]
+                    items.append(item)
     return merged

@@ -1,0 +1,258 @@
+"""The embedded cluster: API server, scheduler and one kubelet emulation per node, plus the real plugin processes.
+
+Everything a DRA driver meets on a real node is here, each piece talking the real protocol: the plugin is
+started as its own process (``snn-dra kubelet-plugin``) and reached only through its unix sockets and
+the API server, exactly as on a kind node. Each node gets a directory tree shaped like a kubelet's root
+(``plugins_registry/``, ``plugins/<driver>/``) plus its own CDI directory, so nothing needs root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from snn_dra.api.attributes import DRIVER_NAME
+from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
+from snn_dra.driver.embedded.errors import AlreadyExists
+from snn_dra.driver.embedded.kubelet import KubeletEmulator
+from snn_dra.driver.embedded.scheduler import Scheduler
+
+PLUGIN_READY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDirs:
+    """A node's kubelet-shaped directories; the plugin gets them as flags."""
+
+    root: Path
+
+    @property
+    def kubelet_root(self) -> Path:
+        return self.root / "kubelet"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.kubelet_root / "plugins_registry"
+
+    @property
+    def plugin_dir(self) -> Path:
+        return self.kubelet_root / "plugins" / DRIVER_NAME
+
+    @property
+    def cdi_dir(self) -> Path:
+        return self.root / "cdi"
+
+    def create(self) -> None:
+        for d in (self.registry_dir, self.plugin_dir, self.cdi_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o750)
+
+
+class PluginStartError(RuntimeError):
+    """The plugin process exited or stayed silent; the message carries its log tail."""
+
+
+@dataclass
+class PluginHandle:
+    """A running ``snn-dra kubelet-plugin`` process."""
+
+    node: str
+    proc: subprocess.Popen[str]
+    log_path: Path
+    _log: IO[str]
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM (the plugin removes its sockets), then SIGKILL if it does not exit in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: nothing gets cleaned up."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def plugin_command() -> list[str]:
+    """How to run the CLI from this interpreter (works without the console script on PATH)."""
+    return [sys.executable, "-c", "from snn_dra.driver.cli import main; main()"]
+
+
+class EmbeddedCluster:
+    """API server + scheduler + kubelet emulations; ``start_plugin`` runs the driver on a node."""
+
+    def __init__(
+        self,
+        *,
+        nodes: Sequence[str] = ("snn-node-0",),
+        profile: str = "1.37",
+        feature_gates: Mapping[str, bool] | None = None,
+        state_dir: Path | None = None,
+        port: int = 0,
+        kubeconfig_path: Path | None = None,
+    ) -> None:
+        self._own_dir = state_dir is None
+        self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="snn-", dir="/tmp"))
+        self.nodes = tuple(nodes)
+        self.server = EmbeddedApiServer(
+            profile=profile,
+            port=port,
+            state_dir=self.state_dir / "apiserver",
+            feature_gates=feature_gates,
+            kubeconfig_path=kubeconfig_path,
+        )
+        self.scheduler = Scheduler(self.server.store)
+        self.kubelets: dict[str, KubeletEmulator] = {}
+        self.plugins: dict[str, PluginHandle] = {}
+        self._scheduler_future: concurrent.futures.Future[None] | None = None
+
+    @property
+    def store(self) -> Any:
+        return self.server.store
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.server.kubeconfig_path
+
+    def node_dirs(self, node: str) -> NodeDirs:
+        return NodeDirs(self.state_dir / "nodes" / node)
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+    def start(self) -> EmbeddedCluster:
+        self.server.start()
+        try:
+            for node in self.nodes:
+                self._ensure_node(node)
+                dirs = self.node_dirs(node)
+                dirs.create()
+                self.kubelets[node] = KubeletEmulator(
+                    self.server.store, node, dirs.registry_dir, kubelet_root=dirs.kubelet_root
+                ).start()
+            loop = self.server._loop
+            assert loop is not None
+            self._scheduler_future = asyncio.run_coroutine_threadsafe(self.scheduler.run(), loop)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _ensure_node(self, node: str) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node}},
+        }
+        with contextlib.suppress(AlreadyExists):
+            self.server.store.create("nodes", body)
+
+    def stop(self) -> None:
+        for handle in list(self.plugins.values()):
+            handle.stop()
+        self.plugins.clear()
+        if self._scheduler_future is not None:
+            self._scheduler_future.cancel()
+            self._scheduler_future = None
+        for kubelet in self.kubelets.values():
+            kubelet.stop()
+        self.kubelets.clear()
+        self.server.stop()
+        if self._own_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedCluster:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- the driver ----------------------------------------------------------------------------------------
+    def plugin_args(self, node: str, node_config: Path, *extra: str) -> list[str]:
+        dirs = self.node_dirs(node)
+        return [
+            "kubelet-plugin",
+            f"--node-name={node}",
+            f"--node-config={node_config}",
+            f"--kubeconfig={self.kubeconfig_path}",
+            f"--plugin-dir={dirs.plugin_dir}",
+            f"--registry-dir={dirs.registry_dir}",
+            f"--cdi-dir={dirs.cdi_dir}",
+            *extra,
+        ]
+
+    def start_plugin(
+        self, node: str, node_config: Path, *extra: str, env: Mapping[str, str] | None = None
+    ) -> PluginHandle:
+        """Run the real plugin for ``node`` and wait for its ready line (sockets serve, publisher started)."""
+        if node not in self.kubelets:
+            raise ValueError(f"node {node!r} is not part of this cluster (nodes: {', '.join(self.nodes)})")
+        if node in self.plugins and self.plugins[node].proc.poll() is None:
+            raise RuntimeError(f"a plugin already runs on node {node}")
+        log_path = self.node_dirs(node).root / "plugin.log"
+        log = log_path.open("a")
+        full_env = {k: v for k, v in os.environ.items() if k not in ("NODE_NAME", "POD_UID", "KUBECONFIG")}
+        full_env.update(env or {})
+        proc = subprocess.Popen(
+            [*plugin_command(), *self.plugin_args(node, Path(node_config).absolute(), *extra)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=full_env,
+        )
+        handle = PluginHandle(node, proc, log_path, log)
+        self.plugins[node] = handle
+        try:
+            _wait_ready(proc, PLUGIN_READY_TIMEOUT_S)
+        except PluginStartError as exc:
+            handle.stop(timeout=5)
+            raise PluginStartError(f"{exc}; plugin log ({log_path}):\n{handle.log_tail()}") from None
+        return handle
+
+
+def _wait_ready(proc: subprocess.Popen[str], timeout: float) -> None:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise PluginStartError(f"the plugin did not report ready within {timeout:.0f} s")
+        ready, _, _ = select.select([proc.stdout], [], [], remaining)
+        if not ready:
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            raise PluginStartError(f"the plugin exited with status {proc.wait()} before it was ready")
+        if line.startswith("ready: "):
+            return
