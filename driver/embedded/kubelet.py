@@ -171,6 +171,16 @@ class _PodState:
     """The containerStatuses last written (allocatedResourcesStatus changes with device health)."""
 
 
+def _cancelled_from_outside() -> bool:
+    """Whether the running task itself is being cancelled.
+
+    Closing a channel (the plugin's socket was replaced) cancels the RPCs on it, which surfaces as
+    ``CancelledError`` in the awaiting task; that is a failed call to retry, not a request to stop.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class KubeletEmulator:
     """The DRA half of a kubelet for one node of the embedded cluster.
 
@@ -508,6 +518,10 @@ class KubeletEmulator:
                     self._changed()
             except grpc.aio.AioRpcError as exc:
                 log.info("health stream of %s ended: %s", driver, exc.code().name)
+            except asyncio.CancelledError:
+                if _cancelled_from_outside():
+                    raise
+                log.info("health stream of %s ended: the plugin's connection was closed", driver)
             with self._cond:
                 self._health.pop(driver, None)  # the kubelet clears the driver's health cache when the stream ends
             self._changed()
@@ -697,6 +711,10 @@ class KubeletEmulator:
             response = await stub.NodePrepareResources(request, timeout=self.call_timeout)
         except grpc.aio.AioRpcError as exc:
             return f"NodePrepareResources of driver {driver} failed: {exc.code().name}: {exc.details()}"
+        except asyncio.CancelledError:
+            if _cancelled_from_outside():
+                raise
+            return f"NodePrepareResources of driver {driver} was cut off: the plugin's connection was closed"
         errors: list[str] = []
         for claim in claims:
             meta = claim["metadata"]
@@ -757,6 +775,12 @@ class KubeletEmulator:
                 response = await stub.NodeUnprepareResources(request, timeout=self.call_timeout)
             except grpc.aio.AioRpcError as exc:
                 log.warning("NodeUnprepareResources of %s failed: %s", driver, exc.details())
+                failed = True
+                continue
+            except asyncio.CancelledError:
+                if _cancelled_from_outside():
+                    raise
+                log.warning("NodeUnprepareResources of %s was cut off: the plugin's connection was closed", driver)
                 failed = True
                 continue
             with self._cond:
