@@ -20,6 +20,7 @@ from snn_dra.driver.backends import BackendError, load_backend, load_node_config
 from snn_dra.driver.backends.base import Access, Chip, Inventory
 from snn_dra.driver.backends.families import CHIP_SPECS
 from snn_dra.driver.cli.app import app
+from snn_dra.driver.cli.console import output_console
 
 
 def _bytes(n: int) -> str:
@@ -48,16 +49,7 @@ def _simulated_mark(chip: Chip, figure: str) -> str:
     return "*" if spec is not None and figure in spec.simulated else ""
 
 
-MIN_PIPED_WIDTH = 160
 """Rich falls back to 80 columns when stdout is not a terminal, which would wrap every cell."""
-
-
-def output_console() -> Console:
-    """A console for the table: the terminal's width, but at least ``MIN_PIPED_WIDTH`` when piped."""
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=max(console.width, MIN_PIPED_WIDTH))
-    return console
 
 
 _COLUMNS: tuple[tuple[str, str, bool], ...] = (
