@@ -1,13 +1,13 @@
-"""`snn-dra cluster up`: run the embedded cluster's API server on loopback until Ctrl-C / SIGTERM.
+"""`snn-dra cluster up`: the embedded cluster (API server, scheduler, kubelet emulation) until Ctrl-C / SIGTERM.
 
-``run_cluster`` is the async core; the lead adds the scheduler and kubelet emulation through ``on_ready``.
+With ``--node-config`` it also runs the real kubelet plugin on every node, so ``kubectl apply`` of a pod with a
+ResourceClaimTemplate goes all the way to a prepared claim and a CDI spec on disk.
 """
 
 from __future__ import annotations
 
-import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -17,11 +17,12 @@ from rich.console import Console
 from rich.table import Table
 
 from snn_dra.driver.cli.app import app
-from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
+from snn_dra.driver.embedded.cluster import EmbeddedCluster, PluginStartError
 from snn_dra.driver.embedded.profiles import DEFAULT_PROFILE, SUPPORTED_PROFILES, ProfileError, resolve_profile
 
-cluster_app = typer.Typer(help="Run an embedded Kubernetes cluster (API server on loopback) for demos and tests.",
-                          no_args_is_help=True)
+cluster_app = typer.Typer(
+    help="Run an embedded Kubernetes cluster (API server on loopback) for demos and tests.", no_args_is_help=True
+)
 app.add_typer(cluster_app, name="cluster")
 
 DEFAULT_KUBECONFIG = Path("snn-dra.kubeconfig")
@@ -29,6 +30,8 @@ DEFAULT_KUBECONFIG = Path("snn-dra.kubeconfig")
 
 @dataclass(frozen=True)
 class ClusterOptions:
+    nodes: tuple[str, ...] = ("snn-node-0",)
+    node_config: Path | None = None
     port: int = 0
     kubeconfig: Path = DEFAULT_KUBECONFIG
     profile: str = DEFAULT_PROFILE
@@ -47,55 +50,80 @@ def parse_feature_gates(spec: str) -> dict[str, bool]:
     return gates
 
 
-def _print_ready(console: Console, server: EmbeddedApiServer) -> None:
+def _print_ready(console: Console, cluster: EmbeddedCluster, options: ClusterOptions) -> None:
+    server = cluster.server
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_row("API server", server.url)
     table.add_row("Profile", f"Kubernetes {server.store.profile.version}")
-    gates = ", ".join(f"{g}={'on' if v else 'off'}" for g, v in sorted(server.store.profile.gates.items())
-                      if g.startswith("DRA"))
+    gates = ", ".join(
+        f"{g}={'on' if v else 'off'}" for g, v in sorted(server.store.profile.gates.items()) if g.startswith("DRA")
+    )
     table.add_row("DRA gates", gates)
     table.add_row("Kubeconfig", str(server.kubeconfig_path))
+    table.add_row("Nodes", ", ".join(cluster.nodes))
+    if options.node_config is not None:
+        table.add_row("Plugin", f"snn-dra kubelet-plugin with {options.node_config} on every node")
+    table.add_row("Node dirs", str(cluster.state_dir / "nodes"))
     console.print("[bold green]snn-dra embedded cluster is up[/]")
     console.print(table)
     console.print(f"\nUse it:\n  export KUBECONFIG={server.kubeconfig_path}\n  kubectl get resourceslices\n")
+    if options.node_config is None:
+        node = cluster.nodes[0]
+        args = " ".join(cluster.plugin_args(node, Path("NODE_CONFIG.yaml")))
+        console.print(f"Run the driver on {node} (scheduler and kubelet emulation are up):\n  snn-dra {args}\n")
     console.print("Press Ctrl-C to stop.")
 
 
-async def run_cluster(options: ClusterOptions, *, stop: asyncio.Event | None = None,
-                      on_ready: Callable[[EmbeddedApiServer], Awaitable[None]] | None = None,
-                      console: Console | None = None) -> None:
-    """Start the API server, call ``on_ready``, wait for ``stop`` (or SIGINT/SIGTERM), shut down cleanly."""
-    console = console or Console()
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    server = EmbeddedApiServer(profile=options.profile, port=options.port, state_dir=options.state_dir,
-                               feature_gates=options.feature_gates, kubeconfig_path=options.kubeconfig.absolute())
+def run_cluster(options: ClusterOptions, console: Console, stop: threading.Event | None = None) -> None:
+    """Start the cluster (and the plugin on every node when a node config is given), wait for ``stop``.
+
+    Without ``stop`` it waits for SIGINT or SIGTERM and shuts down cleanly: plugins first (they remove
+    their sockets), then kubelets, scheduler and API server.
+    """
+    stop = stop or threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    cluster = EmbeddedCluster(
+        nodes=options.nodes,
+        profile=options.profile,
+        feature_gates=options.feature_gates,
+        state_dir=options.state_dir,
+        port=options.port,
+        kubeconfig_path=options.kubeconfig.absolute(),
+    )
     try:
-        await server.start_async()
-        if on_ready is not None:
-            await on_ready(server)
-        _print_ready(console, server)
-        await stop.wait()
+        cluster.start()
+        if options.node_config is not None:
+            for node in options.nodes:
+                with console.status(f"starting the kubelet plugin on {node}"):
+                    cluster.start_plugin(node, options.node_config.absolute())
+        _print_ready(console, cluster, options)
+        stop.wait()
         console.print("Shutting down the embedded cluster...")
     finally:
-        await server.stop_async()
-        server.stop()  # removes a temporary state directory
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        cluster.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @cluster_app.command("up")
 def up(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 picks a free one).", min=0, max=65535)] = 0,
     kubeconfig: Annotated[Path, typer.Option(help="Where to write the kubeconfig (mode 0600).")] = DEFAULT_KUBECONFIG,
-    profile: Annotated[str, typer.Option(help=f"Kubernetes version to emulate: {', '.join(SUPPORTED_PROFILES)}.")]
-    = DEFAULT_PROFILE,
-    feature_gates: Annotated[str, typer.Option("--feature-gates",
-                                               help="Gate overrides, e.g. DRAPartitionableDevices=true.")] = "",
-    state_dir: Annotated[Path | None, typer.Option(help="Directory for certificates (default: a temp dir).")]
-    = None,
+    profile: Annotated[
+        str, typer.Option(help=f"Kubernetes version to emulate: {', '.join(SUPPORTED_PROFILES)}.")
+    ] = DEFAULT_PROFILE,
+    feature_gates: Annotated[
+        str, typer.Option("--feature-gates", help="Gate overrides, e.g. DRAPartitionableDevices=true.")
+    ] = "",
+    state_dir: Annotated[Path | None, typer.Option(help="Certificates and node dirs (default: a temp dir).")] = None,
+    node: Annotated[list[str] | None, typer.Option("--node", help="Node name (repeat for more nodes).")] = None,
+    node_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also run the kubelet plugin on every node with this "
+            "node config (e.g. deploy/node-configs/kapoho-point.yaml)."
+        ),
+    ] = None,
 ) -> None:
     """Start the embedded API server and keep it up until Ctrl-C or SIGTERM."""
     console = Console()
@@ -105,11 +133,23 @@ def up(
     except (ValueError, ProfileError) as e:
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from None
-    options = ClusterOptions(port=port, kubeconfig=kubeconfig, profile=profile, feature_gates=gates,
-                             state_dir=state_dir)
+    options = ClusterOptions(
+        nodes=tuple(node or ("snn-node-0",)),
+        node_config=node_config,
+        port=port,
+        kubeconfig=kubeconfig,
+        profile=profile,
+        feature_gates=gates,
+        state_dir=state_dir,
+    )
     try:
-        asyncio.run(run_cluster(options, console=console))
+        run_cluster(options, console)
+    except PluginStartError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1) from None
     except OSError as e:
-        console.print(f"[red]error:[/] cannot start the API server on 127.0.0.1:{port}: {e.strerror or e}. "
-                      "Choose another --port (0 picks a free one).")
+        console.print(
+            f"[red]error:[/] cannot start the API server on 127.0.0.1:{port}: {e.strerror or e}. "
+            "Choose another --port (0 picks a free one)."
+        )
         raise typer.Exit(1) from None
