@@ -7,14 +7,12 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -23,22 +21,13 @@ from typing import Any
 
 import grpc
 
+from snn_dra.driver.embedded.cluster import wait_ready
 from snn_dra.driver.plugin.server import PluginConfig, PluginServer
+from snn_dra.driver.prepare import ClaimResult, PreparedDevice
 
-
-@dataclass(frozen=True)
-class Dev:
-    requests: tuple[str, ...]
-    pool: str
-    device: str
-    cdi_device_ids: tuple[str, ...]
-    share_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Result:
-    devices: tuple[Dev, ...] = ()
-    error: str = ""
+# The gRPC layer's tests use the real result types of snn_dra.driver.prepare (the Preparer's answers).
+Dev = PreparedDevice
+Result = ClaimResult
 
 
 @dataclass
@@ -138,22 +127,6 @@ class PluginProcess:
         return self.proc.wait(timeout=timeout)
 
 
-def _read_ready(proc: subprocess.Popen[str], timeout: float) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("plugin process did not print its ready line")
-        ready, _, _ = select.select([proc.stdout], [], [], remaining)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"plugin process exited early with status {proc.wait()}")
-            if line.startswith("ready: "):
-                return line.strip()
-
-
 @contextlib.contextmanager
 def plugin_process(tmp: Path, *extra: str, plugin_dir: Path | None = None, registry_dir: Path | None = None,
                    env: Mapping[str, str] | None = None, kubeconfig: Path | None = None,
@@ -198,7 +171,7 @@ def _plugin_process(
     log = (tmp / "plugin.log").open("a")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=full_env)
     try:
-        line = _read_ready(proc, 60)
+        line = wait_ready(proc, 60)
         parts = dict(p.split("=", 1) for p in line.removeprefix("ready: ").split())
         yield PluginProcess(
             proc, Path(parts["dra"]), Path(parts["registration"]), plugin_dir, registry_dir, tmp / "plugin.log"

@@ -137,7 +137,7 @@ def test_two_rolling_update_instances_serve_side_by_side(base: Path) -> None:
 
 
 def test_missing_node_name_is_a_clear_error(base: Path) -> None:
-    with pytest.raises(RuntimeError, match="exited early with status 2"), plugin_process(base, "--node-name", ""):
+    with pytest.raises(RuntimeError, match="exited with status 2"), plugin_process(base, "--node-name", ""):
         pass
     assert "--node-name" in (base / "plugin.log").read_text()
 

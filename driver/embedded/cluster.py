@@ -234,14 +234,15 @@ class EmbeddedCluster:
         handle = PluginHandle(node, proc, log_path, log)
         self.plugins[node] = handle
         try:
-            _wait_ready(proc, PLUGIN_READY_TIMEOUT_S)
+            wait_ready(proc, PLUGIN_READY_TIMEOUT_S)
         except PluginStartError as exc:
             handle.stop(timeout=5)
             raise PluginStartError(f"{exc}; plugin log ({log_path}):\n{handle.log_tail()}") from None
         return handle
 
 
-def _wait_ready(proc: subprocess.Popen[str], timeout: float) -> None:
+def wait_ready(proc: subprocess.Popen[str], timeout: float) -> str:
+    """Read the plugin's stdout until its ``ready: ...`` line (returned); raise if it exits or stays silent."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     while True:
@@ -255,4 +256,4 @@ def _wait_ready(proc: subprocess.Popen[str], timeout: float) -> None:
         if not line:
             raise PluginStartError(f"the plugin exited with status {proc.wait()} before it was ready")
         if line.startswith("ready: "):
-            return
+            return line.strip()
