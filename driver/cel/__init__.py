@@ -8,6 +8,7 @@ from snn_dra.driver.cel.selector import (
     Selector,
     compile_selector,
     device_view,
+    evaluate_many,
     matches_all,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "Selector",
     "compile_selector",
     "device_view",
+    "evaluate_many",
     "matches_all",
 ]

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from snn_dra.driver.cel import CelCompileError, CelRuntimeError, compile_selector, device_view
+from snn_dra.driver.cel import CelCompileError, compile_selector, device_view, evaluate_many
 from snn_dra.driver.embedded.counters import (
     Amount,
     QuantityError,
@@ -304,18 +304,17 @@ class AllocatorCache:
 # --- the search ----------------------------------------------------------------------------------
 
 
-def _selector_result(entry: DeviceEntry, expr: str) -> bool | Exception:
-    cached = entry.selector_results.get(expr)
-    if cached is not None:
-        return cached
-    if entry.view is None:
-        entry.view = device_view(entry.driver, entry.data)
-    try:
-        result: bool | Exception = bool(compile_selector(expr).matches(entry.view))
-    except CelRuntimeError as err:
-        result = err
-    entry.selector_results[expr] = result
-    return result
+def _selector_results(entry: DeviceEntry, exprs: tuple[str, ...]) -> list[bool | Exception]:
+    """Results of ``exprs`` on one device (cached on the entry); the missing ones are evaluated in one batch."""
+    cache = entry.selector_results
+    missing = [e for e in exprs if e not in cache]
+    if missing:
+        if entry.view is None:
+            entry.view = device_view(entry.driver, entry.data)
+        for expr, result in zip(missing, evaluate_many([compile_selector(e) for e in missing], entry.view),
+                                strict=True):  # fmt: skip
+            cache[expr] = result
+    return [cache[e] for e in exprs]
 
 
 class _Candidates:
@@ -331,6 +330,7 @@ class _Candidates:
         self.items: list[tuple[DeviceEntry, str]] = []
         self._source: Iterator[DeviceEntry] | None = iter(devices)
         self._exprs = (("class", class_exprs), ("request", request_exprs))
+        self._all_exprs = class_exprs + request_exprs
 
     def get(self, pos: int) -> tuple[DeviceEntry, str] | None:
         while pos >= len(self.items):
@@ -350,9 +350,11 @@ class _Candidates:
         return self.items
 
     def _judge(self, entry: DeviceEntry) -> str | None:
+        """In order, as upstream: the first false selector rejects; a runtime error counts only if reached."""
+        results = iter(_selector_results(entry, self._all_exprs))
         for origin, exprs in self._exprs:
-            for i, expr in enumerate(exprs):
-                res = _selector_result(entry, expr)
+            for i in range(len(exprs)):
+                res = next(results)
                 if isinstance(res, Exception):
                     return f"{origin}:{i}:{res}"
                 if not res:
