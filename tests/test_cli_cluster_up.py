@@ -82,6 +82,8 @@ def test_cluster_up_with_the_plugin_serves_a_whole_claim_lifecycle(tmp_path: Pat
         assert phase == "Running", "".join(lines)
         claims = kubectl(kubeconfig, tmp_path, "get", "resourceclaims", "-n", "snn-up")
         assert "allocated,reserved" in claims.stdout, claims.stdout
+        nodes = kubectl(kubeconfig, tmp_path, "get", "nodes").stdout.split()
+        assert nodes[5:7] == ["snn-node-0", "Ready"], nodes
         slices = kubectl(kubeconfig, tmp_path, "get", "resourceslices")
         assert slices.stdout.split()[:5] == ["NAME", "NODE", "DRIVER", "POOL", "AGE"]
         assert "snn.dra.dev" in slices.stdout

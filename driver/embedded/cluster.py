@@ -168,10 +168,22 @@ class EmbeddedCluster:
         return self
 
     def _ensure_node(self, node: str) -> None:
+        """A Node as a kubelet registers it: labels, capacity and a Ready condition (kubectl reads them)."""
+        resources = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        ready = {
+            "type": "Ready",
+            "status": "True",
+            "reason": "KubeletReady",
+            "message": "kubelet emulation is ready",
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": now,
+        }
         body = {
             "apiVersion": "v1",
             "kind": "Node",
-            "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node}},
+            "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node, "kubernetes.io/os": "linux"}},
+            "status": {"capacity": resources, "allocatable": resources, "conditions": [ready]},
         }
         with contextlib.suppress(AlreadyExists):
             self.server.store.create("nodes", body)
