@@ -4,8 +4,8 @@ It follows the semantics of the upstream Go controller (``resourceslice`` packag
 consumers and operators see the same behaviour as with any Go driver:
 
 * slices are created with ``generateName = <hex index>-<driver>-<node>-`` and matched back to the
-  desired slices by that index prefix (a prefix of the wrong width or one that does not parse makes a
-  slice obsolete);
+  desired slices by that index prefix alone (the server truncates long generateNames; a prefix of the
+  wrong width or one that does not parse makes a slice obsolete);
 * only slices of the highest ``pool.generation`` count; older ones are obsolete;
 * the generation stays when nothing is added and at most one slice changes, otherwise it goes up by
   one and every slice gets the new ``pool`` block, so an allocator never mixes two generations;
@@ -64,16 +64,19 @@ class PublishResult:
         return bool(self.created or self.updated or self.deleted)
 
 
-def parse_index(name: str, count: int, driver: str, owner: str) -> int | None:
-    """The desired-slice index a stored slice stands for, or None when its name marks it obsolete."""
+def parse_index(name: str, count: int) -> int | None:
+    """The desired-slice index a stored slice stands for, or None when its name marks it obsolete.
+
+    Only the hex index prefix counts: the API server cuts ``generateName`` to 58 characters before
+    adding its random suffix, so on a long node name the stored name no longer holds the whole
+    ``<driver>-<node>-`` part. The list is already filtered by driver and node name, and the caller
+    checks ``spec.pool.name``, so the prefix is all that identifies the slice.
+    """
     width = slice_prefix_width(count)
-    prefix, sep, rest = name.partition("-")
-    if not sep or len(prefix) != width or not rest.startswith(f"{driver}-{owner}-"):
+    prefix, sep, _ = name.partition("-")
+    if not sep or len(prefix) != width or not all(c in "0123456789abcdef" for c in prefix):
         return None
-    try:
-        index = int(prefix, 16)
-    except ValueError:
-        return None
+    index = int(prefix, 16)
     return index if index < count else None
 
 
@@ -221,7 +224,7 @@ class SlicePublisher:
         matched: dict[int, dict[str, Any]] = {}
         obsolete: list[dict[str, Any]] = []
         for stored in sorted(existing, key=lambda s: str(s["metadata"]["name"])):
-            index = parse_index(stored["metadata"]["name"], count, self.driver, self.node_name)
+            index = parse_index(stored["metadata"]["name"], count)
             pool = stored["spec"]["pool"]
             if (
                 index is None

@@ -45,7 +45,7 @@ def test_first_publish_creates_every_slice_owned_by_the_node(embedded_server: Em
     assert len(result.created) == len(want) == len(got) and not result.updated and not result.deleted
     node_uid = embedded_server.store.get("nodes", None, NODE)["metadata"]["uid"]
     for i, s in enumerate(got):
-        assert parse_index(s["metadata"]["name"], len(want), DRIVER, NODE) == i
+        assert parse_index(s["metadata"]["name"], len(want)) == i
         assert s["metadata"]["ownerReferences"] == [
             {"apiVersion": "v1", "kind": "Node", "name": NODE, "uid": node_uid, "controller": True}
         ]
