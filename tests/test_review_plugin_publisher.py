@@ -25,6 +25,10 @@ def _desired(node: str) -> list[dict[str, Any]]:
     return build_slices(build_model(load_backend(cfg, node).discover(), cfg.publish), node, profile="1.37")
 
 
+def _versions(server: EmbeddedApiServer) -> dict[str, str]:
+    return {s["metadata"]["name"]: s["metadata"]["resourceVersion"] for s in server.store.list("resourceslices")}
+
+
 @pytest.fixture
 def api(embedded_server: EmbeddedApiServer) -> Iterator[Any]:  # noqa: F811
     embedded_server.store.create("nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": LONG_NODE}})
@@ -61,15 +65,14 @@ def test_slices_with_upstream_truncated_names_are_kept(embedded_server: Embedded
                 "spec": {**s["spec"], "pool": {"name": LONG_NODE, "generation": 1, "resourceSliceCount": count}},
             },
         )
-    before = {s["metadata"]["name"]: s["metadata"]["resourceVersion"] for s in embedded_server.store.list("resourceslices")}
+    before = _versions(embedded_server)
 
     pub = SlicePublisher(api, driver=DRIVER, node_name=LONG_NODE)
     first = pub.publish(want)
     second = pub.publish(want)
 
     assert not first.changed and not second.changed
-    after = {s["metadata"]["name"]: s["metadata"]["resourceVersion"] for s in embedded_server.store.list("resourceslices")}
-    assert after == before
+    assert _versions(embedded_server) == before
 
 
 def test_a_slice_of_another_pool_with_a_matching_prefix_is_obsolete(
