@@ -105,7 +105,7 @@ RANGE = {"default": "10", "validRange": {"min": "10", "step": "10", "max": "60"}
 def share(amount: str | None) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if amount is not None:
-        fields["capacity"] = {"requests": {f"{DRIVER}/eventThroughputMEPS": amount}}
+        fields["capacity"] = {"requests": {"eventThroughputMEPS": amount}}
     return claim("c", exactly("r", "router", **fields))
 
 

@@ -76,7 +76,7 @@ def test_match_attribute_puts_core_group_and_router_share_on_one_chip(board: dic
     pair = claim(
         "pair",
         exactly("group", "snn-core-group"),
-        exactly("router", "snn-spike-router", capacity={"requests": {"snn.dra.dev/eventThroughputMEPS": "64"}}),
+        exactly("router", "snn-spike-router", capacity={"requests": {"eventThroughputMEPS": "64"}}),
         constraints=[{"requests": ["group", "router"], "matchAttribute": "snn.dra.dev/chipID"}],
     )
     out = run(board, pair, held)

@@ -31,7 +31,6 @@ from snn_dra.driver.embedded.counters import (
     add_amounts,
     first_shortfall,
     format_quantity,
-    qualify,
     quantity_value,
 )
 from snn_dra.driver.embedded.pools import DeviceEntry, DeviceKey, NodePools, build_node_pools, node_name_selector
@@ -181,7 +180,7 @@ class _Usage:
 
 
 _Held = tuple[tuple[DeviceKey, bool, tuple[tuple[str, Amount], ...]], ...]
-"""A claim's non-admin results: (device, has a shareID, consumed capacity by qualified name)."""
+"""A claim's non-admin results: (device, has a shareID, consumed capacity by the device's capacity key)."""
 
 
 def _held(claim: Mapping[str, Any]) -> _Held:
@@ -192,9 +191,7 @@ def _held(claim: Mapping[str, Any]) -> _Held:
             continue
         driver = str(res.get("driver", ""))
         key: DeviceKey = (driver, str(res.get("pool", "")), str(res.get("device", "")))
-        consumed = tuple(
-            (qualify(k, driver), quantity_value(v)) for k, v in (res.get("consumedCapacity") or {}).items()
-        )
+        consumed = tuple((str(k), quantity_value(v)) for k, v in (res.get("consumedCapacity") or {}).items())
         out.append((key, bool(res.get("shareID")), consumed))
     return tuple(out)
 
@@ -424,13 +421,13 @@ class _Search:
 
         consumed: dict[str, Amount] = {}
         for cap_key, amount in req.capacity.items():
-            cap = entry.capacity.get(qualify(cap_key, entry.driver))
+            cap = entry.capacity.get(cap_key)
             if cap is None:
-                return f"no capacity {cap_key}"
+                return f"capacity {cap_key} requested, but the device has no capacity of that exact name"
             if not entry.multi and amount > cap.value:
                 return f"capacity {cap_key} is {format_quantity(cap.value)}, less than requested"
         if entry.multi:
-            requested = {qualify(k, entry.driver): v for k, v in req.capacity.items()}
+            requested = req.capacity
             used = usage.consumed.get(key, {})
             for q, cap in entry.capacity.items():
                 share = cap.consumption(requested.get(q))

@@ -133,17 +133,16 @@ class Capacity:
         return self.policy.round_up(requested)
 
 
-def qualify(name: str, driver: str) -> str:
-    """Fully qualified form of an attribute or capacity name (a bare ID belongs to the driver's domain)."""
-    return name if "/" in name else f"{driver}/{name}"
+def parse_capacities(capacity: Mapping[str, Any] | None) -> dict[str, Capacity]:
+    """A device's ``capacity`` map keyed exactly as the device publishes it.
 
-
-def parse_capacities(driver: str, capacity: Mapping[str, Any] | None) -> dict[str, Capacity]:
-    """A device's ``capacity`` map keyed by fully qualified name."""
+    Upstream looks capacity requests up by the key as written (no domain is added to a bare ID), and
+    ``consumedCapacity`` repeats the device's keys, so ``snn.dra.dev/x`` and ``x`` are different capacities.
+    """
     out: dict[str, Capacity] = {}
     for key, entry in (capacity or {}).items():
         entry = entry or {}
-        out[qualify(key, driver)] = Capacity(
+        out[key] = Capacity(
             key=key,
             value=quantity_value(entry.get("value", "0")),
             policy=RequestPolicy.from_json(entry.get("requestPolicy")),

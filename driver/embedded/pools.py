@@ -270,7 +270,7 @@ def _entry(driver: str, pool: str, slice_name: str, dev: Mapping[str, Any], sele
         key=(driver, pool, str(dev.get("name", ""))),
         node_selector=selector,
         multi=bool(dev.get("allowMultipleAllocations")),
-        capacity=parse_capacities(driver, dev.get("capacity")),
+        capacity=parse_capacities(dev.get("capacity")),
         consumes=consumes,
         taints=tuple(dev.get("taints") or ()),
         binding=bool(dev.get("bindingConditions")),
