@@ -117,7 +117,7 @@ def test_two_claims_share_one_spike_router_by_capacity(namespace: str, worker: s
                             "name": "router",
                             "exactly": {
                                 "deviceClassName": "snn-spike-router",
-                                "capacity": {"requests": {"snn.dra.dev/eventThroughputMEPS": "128"}},
+                                "capacity": {"requests": {"eventThroughputMEPS": "128"}},
                             },
                         }
                     ]
@@ -137,7 +137,7 @@ def test_two_claims_share_one_spike_router_by_capacity(namespace: str, worker: s
     share_ids = [r.get("shareID") for r in results]
     assert all(share_ids) and share_ids[0] != share_ids[1], share_ids
     for r in results:
-        assert r["consumedCapacity"]["snn.dra.dev/eventThroughputMEPS"] == "128"
+        assert r["consumedCapacity"]["eventThroughputMEPS"] == "128"
     for pod, share_id in zip(("user-a", "user-b"), share_ids, strict=True):
         env = container_env(namespace, pod)
         assert snn_values(env, "SHARE_ID") == [share_id]
