@@ -8,7 +8,8 @@ is atomic), and after a power loss the boot id changes and every started claim i
 Corruption is handled in two layers, so one bad byte does not forget every prepared claim:
 * the file does not parse or has a foreign header/version: it is moved to ``checkpoint.json.corrupt-<ts>``
   and the previous generation is loaded instead (or nothing, if that is bad too);
-* a single claim entry fails validation: only that entry is dropped; a copy of the file is kept as
+* a single claim entry fails validation (including a CDI spec the driver would refuse to write): only that
+  entry is dropped; a copy of the file is kept as
   ``checkpoint.json.corrupt-<ts>`` for inspection.
 Each problem is logged at ERROR with the path, what is wrong and what to do, and returned to the caller.
 
@@ -29,6 +30,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from snn_dra.api.cdi import CdiSpec
 from snn_dra.api.checkpoint import CHECKPOINT_VERSION, Checkpoint, CheckpointClaim
 from snn_dra.driver.cdi import spec_file_name
 from snn_dra.driver.claims import ClaimRef, check_ref
@@ -109,6 +111,14 @@ class CheckpointStore:
                     f"claim entry {uid!r} in {source} has an inconsistent uid, reference or CDI file name; dropped"
                 )
                 continue
+            spec_problem = _spec_problem(entry.cdi_spec)
+            if spec_problem:
+                problems.append(
+                    f"claim entry {uid!r} ({entry.namespace}/{entry.name}) in {source} holds a CDI spec this driver "
+                    f"cannot write ({spec_problem}); dropped. The claim is prepared afresh on the kubelet's next "
+                    f"Prepare; if its pod still runs, delete the pod so the claim is prepared again"
+                )
+                continue
             claims[uid] = entry
         return claims
 
@@ -167,6 +177,21 @@ class CheckpointStore:
             os.link(self.path, link)
             link.replace(self.prev_path)
         atomic_write(self.path, data, FILE_MODE, sync_dir=durable, sync_file=durable)
+
+
+def _spec_problem(spec: Mapping[str, Any]) -> str:
+    """Why a stored CDI spec would be refused when rewritten ("" if it is fine).
+
+    Checked at load so one bad entry (an older format, a hand edit) is set aside like any other invalid
+    entry instead of failing every Prepare and Unprepare that rewrites specs.
+    """
+    try:
+        CdiSpec.model_validate(spec)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<top level>"
+        return f"cdiSpec.{where}: {first['msg']}"
+    return ""
 
 
 def _safe_spec_name(uid: str) -> str:

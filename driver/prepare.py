@@ -232,6 +232,22 @@ class Preparer:
         if self._hook is not None:
             self._hook(step)
 
+    def _rewrite_spec(self, uid: str, spec: dict[str, Any]) -> str:
+        """Rewrite one claim's CDI spec from the checkpoint; the error text ("" on success) stays with that claim."""
+        try:
+            self.cdi.write_many([(uid, spec)])
+        except OSError as exc:
+            return (
+                f"rewriting CDI spec {self.cdi.path_for(uid)} failed ({exc}); check that {self.cdi.dir} is "
+                "writable and not full"
+            )
+        except ValueError as exc:  # the stored spec no longer validates (load() normally drops such entries)
+            return (
+                f"the checkpointed CDI spec for {self.cdi.path_for(uid)} is invalid ({type(exc).__name__}); "
+                "delete the pod so the claim is prepared again"
+            )
+        return ""
+
     def _load(self) -> _State:
         """Load the checkpoint and repair what a crash or a reboot left behind (see module docstring)."""
         loaded = self.store.load()
@@ -248,7 +264,10 @@ class Preparer:
             log.warning(
                 "node rebooted (boot id %s -> %s): rewriting %d CDI spec(s)", loaded.boot_id, current, len(claims)
             )
-            self.cdi.write_many([(uid, c.cdi_spec) for uid, c in claims.items()])
+            for uid, c in claims.items():
+                problem = self._rewrite_spec(uid, c.cdi_spec)
+                if problem:  # the entry stays; the claim's next Prepare retries and reports it
+                    log.error("claim %s/%s (uid %s): %s", c.namespace, c.name, uid, problem)
             for uid in self.cdi.orphans(set(claims)):
                 log.warning("removing CDI spec of unknown claim %s left over from before the reboot", uid)
                 self.cdi.remove(uid, sync_dir=False)
@@ -308,15 +327,10 @@ class Preparer:
                 continue
             plans.append(plan)
 
-        if rewrites:
-            try:
-                self.cdi.write_many([(r.uid, spec) for r, spec in rewrites])
-            except OSError as exc:
-                for r, _ in rewrites:
-                    results[r.uid] = ClaimResult(
-                        error=f"resourceclaim {r}: rewriting CDI spec {self.cdi.path_for(r.uid)} failed ({exc}); "
-                        f"check that {self.cdi.dir} is writable and not full"
-                    )
+        for r, spec in rewrites:
+            problem = self._rewrite_spec(r.uid, spec)
+            if problem:
+                results[r.uid] = ClaimResult(error=f"resourceclaim {r}: {problem}")
         if plans:
             self._commit(plans, state, results)
         return results
@@ -376,6 +390,7 @@ class Preparer:
                     self.cdi.remove(p.ref.uid, sync_dir=False)
             with contextlib.suppress(OSError):  # best effort; a left-over PrepareStarted is rolled back next call
                 self.store.save(state.claims)
+            for p in plans:
                 results[p.ref.uid] = ClaimResult(
                     error=f"resourceclaim {p.ref}: writing state failed ({exc}); check that {self.store.dir} and "
                     f"{self.cdi.dir} are writable and not full"
