@@ -200,14 +200,15 @@ def _usage_from(
     allocated_claims: Iterable[Mapping[str, Any]], skip: set[str], pools: NodePools, cache: AllocatorCache
 ) -> _Usage:
     usage = _Usage()
-    by_key, exclusive, counted, consumed_all = pools.by_key, usage.exclusive, usage.counted, usage.consumed
+    by_key, accounting = pools.by_key, pools.accounting
+    exclusive, counted, consumed_all = usage.exclusive, usage.counted, usage.consumed
     for claim in allocated_claims:
         meta = claim.get("metadata") or {}
         uid = meta.get("uid")
         if uid in skip or (not uid and claim_ref(claim) in skip):
             continue
         for key, shared, consumed in cache.held(claim):
-            entry = by_key.get(key)
+            entry = by_key.get(key) or accounting.get(key)
             multi = entry.multi if entry is not None else shared
             if not multi:
                 exclusive.add(key)

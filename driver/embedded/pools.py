@@ -151,11 +151,17 @@ class Pool:
 
 @dataclass(slots=True)
 class NodePools:
-    """Every pool visible from one node, in allocation order, with a device index."""
+    """Every pool visible from one node, in allocation order, with a device index.
+
+    A pool is visible when one of its slices targets the node or defines shared counters.
+    """
 
     node_name: str
     pools: list[Pool]
     by_key: dict[DeviceKey, DeviceEntry]
+    """The devices this node can use (candidates), by key."""
+    accounting: dict[DeviceKey, DeviceEntry] = field(default_factory=dict)
+    """Devices of the same pools this node cannot use but that consume shared counters (usage only)."""
     candidates: dict[Any, Any] = field(default_factory=dict)
     """Cache owned by the allocator: selector set -> matching devices of usable pools, in order."""
 
@@ -189,7 +195,13 @@ def _device_scope(dev: Mapping[str, Any], node: Mapping[str, Any], node_name: st
 
 
 def build_node_pools(slices: Sequence[Mapping[str, Any]], node: Mapping[str, Any]) -> NodePools:
-    """Group the slices a node can see into pools (latest generation only) and index their devices."""
+    """Group the slices a node can see into pools (latest generation only) and index their devices.
+
+    Completeness counts every slice of the pool's latest generation, whichever nodes it targets: a pool
+    published as one ``nodeSelector`` slice per node is whole once all of them exist. Devices this node
+    cannot use are not candidates, but the ones that consume shared counters are kept in ``accounting``
+    so that their allocations (made from other nodes) still draw on the pool's counters.
+    """
     node_name = str((node.get("metadata") or {}).get("name", ""))
     latest: dict[tuple[str, str], int] = {}
     for s in slices:
@@ -199,6 +211,8 @@ def build_node_pools(slices: Sequence[Mapping[str, Any]], node: Mapping[str, Any
         latest[pid] = max(latest.get(pid, -1), int(pool.get("generation", 0)))
 
     pools: dict[tuple[str, str], Pool] = {}
+    visible: set[tuple[str, str]] = set()
+    hidden: dict[tuple[str, str], list[DeviceEntry]] = {}
     ordered = sorted(slices, key=lambda s: str((s.get("metadata") or {}).get("name", "")))
     for s in ordered:
         spec = s.get("spec") or {}
@@ -207,14 +221,13 @@ def build_node_pools(slices: Sequence[Mapping[str, Any]], node: Mapping[str, Any
         generation = int(pool_spec.get("generation", 0))
         if generation != latest[(driver, pool_name)]:
             continue
-        has_counters = bool(spec.get("sharedCounters"))
         targets, selector = _slice_scope(spec, node, node_name)
-        if not targets and not has_counters:
-            continue
         pool = pools.get((driver, pool_name))
         if pool is None:
             pool = Pool(driver, pool_name, generation, int(pool_spec.get("resourceSliceCount", 1)))
             pools[(driver, pool_name)] = pool
+        if targets or spec.get("sharedCounters"):
+            visible.add((driver, pool_name))
         pool.slices_seen += 1
         if int(pool_spec.get("resourceSliceCount", 1)) != pool.slice_count and not pool.invalid:
             pool.invalid = "slices of one generation disagree on resourceSliceCount"
@@ -224,20 +237,22 @@ def build_node_pools(slices: Sequence[Mapping[str, Any]], node: Mapping[str, Any
                 if set_name in pool.counter_sets:
                     pool.invalid = pool.invalid or f"counter set {set_name} is defined twice"
                 pool.counter_sets[set_name] = counters
-            if not targets:
-                continue
             for dev in spec.get("devices") or ():
-                dev_selector = selector
-                if selector == "per-device":
-                    ok, dev_selector = _device_scope(dev, node, node_name)
-                    if not ok:
-                        continue
-                pool.devices.append(_entry(driver, pool_name, slice_name, dev, dev_selector))
+                dev_selector, usable = selector, targets
+                if usable and selector == "per-device":
+                    usable, dev_selector = _device_scope(dev, node, node_name)
+                if usable:
+                    pool.devices.append(_entry(driver, pool_name, slice_name, dev, dev_selector))
+                elif dev.get("consumesCounters"):
+                    hidden.setdefault((driver, pool_name), []).append(_entry(driver, pool_name, slice_name, dev, None))
         except (QuantityError, TypeError, ValueError, AttributeError) as err:
             pool.invalid = pool.invalid or f"slice {slice_name} cannot be read: {err}"
 
     by_key: dict[DeviceKey, DeviceEntry] = {}
-    for pool in pools.values():
+    accounting: dict[DeviceKey, DeviceEntry] = {}
+    for pid, pool in pools.items():
+        if pid not in visible:
+            continue
         seen: set[str] = set()
         for entry in pool.devices:
             if entry.name in seen:
@@ -252,8 +267,13 @@ def build_node_pools(slices: Sequence[Mapping[str, Any]], node: Mapping[str, Any
                     pool.invalid = pool.invalid or (
                         f"device {entry.name} consumes from an unknown counter set or counter ({set_name})"
                     )
-    order = sorted(pools.values(), key=lambda p: (p.binding, p.driver, p.name))
-    return NodePools(node_name=node_name, pools=order, by_key=by_key)
+        for entry in hidden.get(pid, ()):
+            if entry.name in seen:
+                pool.invalid = pool.invalid or f"device name {entry.name} is used twice"
+            seen.add(entry.name)
+            accounting.setdefault(entry.key, entry)
+    order = sorted((pools[pid] for pid in visible), key=lambda p: (p.binding, p.driver, p.name))
+    return NodePools(node_name=node_name, pools=order, by_key=by_key, accounting=accounting)
 
 
 def _entry(driver: str, pool: str, slice_name: str, dev: Mapping[str, Any], selector: Any) -> DeviceEntry:
