@@ -228,13 +228,16 @@ def _usage_from(
 
 
 def _tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    """Upstream ToleratesTaint: an empty key matches every key, for ``Equal`` as well as ``Exists``."""
     effect = toleration.get("effect") or ""
     if effect and effect != taint.get("effect"):
         return False
     key = toleration.get("key") or ""
+    if key and key != taint.get("key"):
+        return False
     if (toleration.get("operator") or "Equal") == "Exists":
-        return not key or key == taint.get("key")
-    return key == taint.get("key") and (toleration.get("value") or "") == (taint.get("value") or "")
+        return True
+    return (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def _rule_taints(rules: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
