@@ -249,6 +249,7 @@ def test_config_from_class_and_claim() -> None:
     assert out["devices"]["config"] == [
         {"source": "FromClass", "requests": ["r"], **opaque_class},
         {"source": "FromClaim", "requests": ["q"], **opaque_claim},
+        {"source": "FromClaim", "requests": ["gone"], **opaque_claim},  # upstream copies every claim entry
     ]
 
 

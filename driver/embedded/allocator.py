@@ -708,7 +708,6 @@ def _resolve_all(search: _Search, claims: list[_Claim], pools: NodePools) -> Non
 def _result_json(claim: _Claim, node_name: str) -> AllocationResult:
     results: list[dict[str, Any]] = []
     chosen: list[_Request] = []
-    selectors: list[Any] = []
     for pick in claim.results:
         req, entry = pick.req, pick.entry
         if req not in chosen:
@@ -733,28 +732,53 @@ def _result_json(claim: _Claim, node_name: str) -> AllocationResult:
                     entry.capacity[q].key: format_quantity(amount) for q, amount in consumed.items()
                 }
         results.append(res)
-        if entry.node_selector is not None and entry.node_selector not in selectors:
-            selectors.append(entry.node_selector)
 
     config: list[dict[str, Any]] = []
     for req in chosen:
         for cfg in req.class_config:
             entry_cfg = {k: v for k, v in cfg.items() if k != "requests"}
             config.append({"source": "FromClass", "requests": [req.name], **entry_cfg})
-    names = {r.name for r in chosen} | {r.base for r in chosen}
+    # Upstream copies every claim config entry, also those naming a subrequest that was not chosen.
     for cfg in ((claim.obj.get("spec") or {}).get("devices") or {}).get("config") or ():
-        wanted = cfg.get("requests") or []
-        if not wanted or any(w in names for w in wanted):
-            config.append({"source": "FromClaim", **cfg})
+        config.append({"source": "FromClaim", **cfg})
 
     allocation: AllocationResult = {"devices": {"results": results}}
     if config:
         allocation["devices"]["config"] = config
-    if len(selectors) == 1:
-        allocation["nodeSelector"] = selectors[0]
-    elif selectors:
-        allocation["nodeSelector"] = node_name_selector(node_name)
+    node_selector = _node_selector([pick.entry for pick in claim.results], node_name)
+    if node_selector is not None:
+        allocation["nodeSelector"] = node_selector
     return allocation
+
+
+def _node_selector(entries: Sequence[DeviceEntry], node_name: str) -> dict[str, Any] | None:
+    """Where the pod may run, as upstream ``createNodeSelector``: one term holding every device's requirements.
+
+    A device published for a node by name pins the allocation to that node; devices available everywhere add
+    nothing. A selector with several terms cannot be merged into one term (validation keeps slices to one);
+    should one appear, the allocation is pinned to the node it was made for instead of failing.
+    """
+    fields: list[Any] = []
+    exprs: list[Any] = []
+    for entry in entries:
+        if entry.pinned:
+            return node_name_selector(node_name)
+        terms = (entry.node_selector or {}).get("nodeSelectorTerms") or ()
+        if len(terms) > 1:
+            return node_name_selector(node_name)
+        for term in terms:
+            for into, reqs in ((fields, term.get("matchFields")), (exprs, term.get("matchExpressions"))):
+                for req in reqs or ():
+                    if req not in into:
+                        into.append(dict(req))
+    if not fields and not exprs:
+        return None
+    merged: dict[str, Any] = {}
+    if exprs:
+        merged["matchExpressions"] = exprs
+    if fields:
+        merged["matchFields"] = fields
+    return {"nodeSelectorTerms": [merged]}
 
 
 # --- public entry points -------------------------------------------------------------------------

@@ -98,6 +98,8 @@ class DeviceEntry:
     consumes: CounterAmounts
     taints: tuple[Mapping[str, Any], ...]
     binding: bool
+    pinned: bool = False
+    """Published for one node by name (``nodeName``): an allocation of it is pinned to that node."""
     view: Any = None
     """The CEL device view, built on first use and reused for every selector."""
     selector_results: dict[str, bool | Exception] = field(default_factory=dict)
@@ -242,7 +244,8 @@ def build_node_pools(slices: Sequence[Mapping[str, Any]], node: Mapping[str, Any
                 if usable and selector == "per-device":
                     usable, dev_selector = _device_scope(dev, node, node_name)
                 if usable:
-                    pool.devices.append(_entry(driver, pool_name, slice_name, dev, dev_selector))
+                    pinned = bool(dev.get("nodeName") if selector == "per-device" else spec.get("nodeName"))
+                    pool.devices.append(_entry(driver, pool_name, slice_name, dev, dev_selector, pinned))
                 elif dev.get("consumesCounters"):
                     hidden.setdefault((driver, pool_name), []).append(_entry(driver, pool_name, slice_name, dev, None))
         except (QuantityError, TypeError, ValueError, AttributeError) as err:
@@ -276,7 +279,9 @@ def build_node_pools(slices: Sequence[Mapping[str, Any]], node: Mapping[str, Any
     return NodePools(node_name=node_name, pools=order, by_key=by_key, accounting=accounting)
 
 
-def _entry(driver: str, pool: str, slice_name: str, dev: Mapping[str, Any], selector: Any) -> DeviceEntry:
+def _entry(
+    driver: str, pool: str, slice_name: str, dev: Mapping[str, Any], selector: Any, pinned: bool = False
+) -> DeviceEntry:
     consumes: CounterAmounts = {}
     for set_name, counters in parse_counter_sets(dev.get("consumesCounters")).items():
         into = consumes.setdefault(set_name, {})
@@ -294,4 +299,5 @@ def _entry(driver: str, pool: str, slice_name: str, dev: Mapping[str, Any], sele
         consumes=consumes,
         taints=tuple(dev.get("taints") or ()),
         binding=bool(dev.get("bindingConditions")),
+        pinned=pinned,
     )
