@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 JSON = dict[str, Any]
+Timeout = float | tuple[float, float]
+
+DEFAULT_TIMEOUT: Final[tuple[float, float]] = (5.0, 30.0)
+"""(connect, read) seconds of one plain request. Without a bound a half-open connection (API server
+gone, no RST) blocks the caller forever; the publisher's reconcile loop would then never run again.
+Watches set their own, longer read timeout."""
 
 
 class KubeJSON:
     """Plain ``request(method, path) -> dict`` calls through an authenticated ``ApiClient``."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, *, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
         self.api_client = api_client
+        self.timeout = timeout
 
     def request(
         self,
@@ -32,9 +39,12 @@ class KubeJSON:
         query: Mapping[str, str | int | bool] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-        timeout: float | None = None,
+        timeout: Timeout | None = None,
     ) -> JSON:
-        """Send one request; a non-2xx answer raises the client's own ApiException subclass."""
+        """Send one request; a non-2xx answer raises the client's own ApiException subclass.
+
+        ``timeout`` overrides the instance's (connect, read) timeout for this call.
+        """
         params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()]
         headers = {"Accept": "application/json"}
         if body is not None:
@@ -48,7 +58,12 @@ class KubeJSON:
             auth_settings=["BearerToken"],
         )
         resp = self.api_client.call_api(
-            method_, url, header_params=header_params, body=body_, post_params=post, _request_timeout=timeout
+            method_,
+            url,
+            header_params=header_params,
+            body=body_,
+            post_params=post,
+            _request_timeout=self.timeout if timeout is None else timeout,
         )
         data = resp.response.data
         if not 200 <= resp.status <= 299:

@@ -36,13 +36,20 @@ log = logging.getLogger("snn_dra.node")
 
 
 def api_client_for(kubeconfig: Path | None) -> client.ApiClient:
-    """The official client from a kubeconfig file, or from the pod's service account when None."""
+    """The official client from a kubeconfig file, or from the pod's service account when None.
+
+    TCP keepalive is on (the client's ``keep_alive``, client-go's timings): a connection whose peer
+    vanished without a reset is detected by the kernel instead of blocking a watch or request forever.
+    """
+    configuration = client.Configuration()
     if kubeconfig is None:
-        configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        return client.ApiClient(configuration)
-    api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-    return api
+    else:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), client_configuration=configuration
+        )
+    configuration.keep_alive = True
+    return client.ApiClient(configuration)
 
 
 def server_profile(api_client: client.ApiClient) -> str:
