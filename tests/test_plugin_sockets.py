@@ -57,10 +57,10 @@ def test_hash_helpers_have_documented_lengths() -> None:
     assert len(_h16(DRIVER, UID)) == 22
 
 
-def test_form_one_up_to_exactly_108_bytes_then_form_two() -> None:
+def test_form_one_up_to_exactly_107_bytes_then_form_two() -> None:
     form1 = f"{DRIVER}-{UID}-reg.sock"
-    fits = _dir_of_length(108 - 1 - len(form1))
-    assert len(f"{fits}/{form1}") == 108
+    fits = _dir_of_length(107 - 1 - len(form1))
+    assert len(f"{fits}/{form1}") == 107
     assert registration_socket_name(fits, DRIVER, UID) == form1
     too_long = fits + "x"
     assert registration_socket_name(too_long, DRIVER, UID) == f"{DRIVER}-{_h8(UID)}-reg.sock"
@@ -82,13 +82,20 @@ def test_last_form_when_nothing_fits_and_paths_refuse_it() -> None:
         socket_paths("/tmp/p", registry, DRIVER, UID)
 
 
-def test_paths_refuse_what_grpc_cannot_bind() -> None:
+def test_a_108_byte_registration_path_falls_back_to_the_hashed_name() -> None:
+    """The Go library would keep form 1 at exactly 108 bytes, which gRPC cannot bind; we take form 2."""
     form1 = f"{DRIVER}-{UID}-reg.sock"
-    registry = _dir_of_length(108 - 1 - len(form1))  # the library's choice: exactly 108 bytes
-    assert registration_socket_name(registry, DRIVER, UID) == form1
-    with pytest.raises(SocketPathError, match="is 108 bytes"):
-        socket_paths("/tmp/p", registry, DRIVER, UID)
+    registry = _dir_of_length(108 - 1 - len(form1))
+    assert len(f"{registry}/{form1}") == 108
+    assert registration_socket_name(registry, DRIVER, UID) == f"{DRIVER}-{_h8(UID)}-reg.sock"
+    assert socket_paths("/tmp/p", registry, DRIVER, UID).registration.name == f"{DRIVER}-{_h8(UID)}-reg.sock"
     assert socket_paths("/tmp/p", registry[:-1], DRIVER, UID).registration.name == form1
+
+
+def test_paths_refuse_a_dra_socket_grpc_cannot_bind() -> None:
+    plugin = _dir_of_length(108 - 1 - len(f"dra-{UID}.sock"))
+    with pytest.raises(SocketPathError, match="is 108 bytes"):
+        socket_paths(plugin, "/r", DRIVER, UID)
 
 
 def test_multibyte_directories_count_bytes_not_characters() -> None:

@@ -19,7 +19,8 @@ DEFAULT_PLUGIN_DIR = Path("/var/lib/kubelet/plugins") / DRIVER_NAME
 DEFAULT_REGISTRY_DIR = Path("/var/lib/kubelet/plugins_registry")
 LOCK_FILE_NAME = "serialize.lock"
 UNIX_PATH_MAX = 108
-"""Bytes in ``sockaddr_un.sun_path`` on Linux; the Go library picks registration names against this length."""
+"""Bytes in ``sockaddr_un.sun_path`` on Linux; the Go library picks registration names against this length
+(we pick against :data:`GRPC_UNIX_PATH_MAX`, the length gRPC can actually bind)."""
 GRPC_UNIX_PATH_MAX = 107
 """gRPC core also needs the terminating NUL in ``sun_path``, so it binds paths of at most 107 bytes."""
 
@@ -40,7 +41,10 @@ def dra_socket_name(pod_uid: str | None = None) -> str:
 def registration_socket_name(registry_dir: str | Path, driver_name: str, pod_uid: str | None = None) -> str:
     """The registration socket basename, following the 1.37 library's three candidates for rolling update.
 
-    The first candidate whose full path fits in 108 bytes wins; if none fits, the last (shortest) one is used.
+    The first candidate whose full path gRPC can bind (107 bytes, see :data:`GRPC_UNIX_PATH_MAX`) wins; if
+    none fits, the last (shortest) one is used. The Go library measures against 108, but a 108-byte path is
+    one gRPC core refuses, so choosing against 107 turns that case into the next (hashed) name instead of a
+    start-up failure; the kubelet discovers any ``*-reg.sock``, so the choice is free.
     """
     if not pod_uid:
         return f"{driver_name}-reg.sock"
@@ -48,7 +52,7 @@ def registration_socket_name(registry_dir: str | Path, driver_name: str, pod_uid
     h16 = _b64url(hashlib.sha256(f"{driver_name}\x00{pod_uid}".encode()).digest()[:16])
     candidates = (f"{driver_name}-{pod_uid}-reg.sock", f"{driver_name}-{h8}-reg.sock", f"dra-{h16}-reg.sock")
     for name in candidates:
-        if len(os.fsencode(os.path.join(registry_dir, name))) <= UNIX_PATH_MAX:  # noqa: PTH118 - byte length of the raw join
+        if len(os.fsencode(os.path.join(registry_dir, name))) <= GRPC_UNIX_PATH_MAX:  # noqa: PTH118 - byte length of the raw join
             return name
     return candidates[-1]
 
