@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from snn_dra.driver.validation.common import gate_overrides
 from snn_dra.driver.validation.errors import CauseType, FieldError, ObjectInvalidError
 from snn_dra.driver.validation.structural import PROFILES, validate_structure
 
@@ -32,14 +33,25 @@ def _validators() -> dict[str, Validator]:
     return table
 
 
-def validate_object(obj: Mapping[str, Any], old: Mapping[str, Any] | None, profile: str) -> list[FieldError]:
+def validate_object(
+    obj: Mapping[str, Any],
+    old: Mapping[str, Any] | None,
+    profile: str,
+    gates: Mapping[str, bool] | None = None,
+) -> list[FieldError]:
     """All FieldErrors of a resource.k8s.io object (create: ``old`` None; update: the stored object).
 
     ``profile`` is the Kubernetes minor version the embedded cluster emulates ("1.34".."1.37"); it selects the
-    schema, the limits that changed between versions and the feature gates that are on by default.
+    schema, the limits that changed between versions and the feature gates that are on by default. ``gates``
+    (name -> on/off, like ``--feature-gates``) override those defaults for every gate-dependent rule.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown Kubernetes profile {profile!r}; use one of {', '.join(PROFILES)}")
+    with gate_overrides(gates):
+        return _validate(obj, old, profile)
+
+
+def _validate(obj: Mapping[str, Any], old: Mapping[str, Any] | None, profile: str) -> list[FieldError]:
     errors = validate_structure(obj, profile)
     if any(e.field == "apiVersion" for e in errors):
         return errors

@@ -8,10 +8,13 @@ validators reject the same input with the same field path and message. Every fun
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from kubernetes.utils import parse_quantity
@@ -505,8 +508,29 @@ def _minor(profile: str) -> int:
     return int(profile.split(".")[1])
 
 
+# Gate overrides of the validation in progress (``--feature-gates``). A context variable rather than a parameter
+# threaded through every rule: the kind validators keep their (obj, old, profile) contract, and concurrent
+# validations in other threads or tasks each see their own overrides.
+_GATE_OVERRIDES: contextvars.ContextVar[Mapping[str, bool]] = contextvars.ContextVar(
+    "gate_overrides", default=MappingProxyType({})
+)
+
+
+@contextlib.contextmanager
+def gate_overrides(gates: Mapping[str, bool] | None) -> Iterator[None]:
+    """Within the block, ``gates`` (name -> on/off) replace the version defaults in :func:`gate_enabled`."""
+    token = _GATE_OVERRIDES.set(dict(gates or {}))
+    try:
+        yield
+    finally:
+        _GATE_OVERRIDES.reset(token)
+
+
 def gate_enabled(profile: str, gate: str) -> bool:
-    """Whether ``gate`` is on by default in Kubernetes ``profile`` ("1.34".."1.37")."""
+    """Whether ``gate`` is on in Kubernetes ``profile`` ("1.34".."1.37"): an override, else the version default."""
+    override = _GATE_OVERRIDES.get().get(gate)
+    if override is not None:
+        return bool(override)
     since = _GATES_ON_FROM.get(gate)
     return since is not None and _minor(profile) >= _minor(since)
 
@@ -515,11 +539,12 @@ def gated(profile: str, gate: str, path: str, present: bool) -> list[FieldError]
     """A field set while its feature gate is off: the embedded API server rejects it (upstream drops it silently)."""
     if not present or gate_enabled(profile, gate):
         return []
+    state = "disabled" if gate in _GATE_OVERRIDES.get() else "off by default"
     return [
         forbidden(
             path,
-            f"requires the {gate} feature gate, which is off by default in Kubernetes {profile}; "
-            "remove the field or target a newer Kubernetes version",
+            f"requires the {gate} feature gate, which is {state} in Kubernetes {profile}; "
+            "remove the field, enable the gate or target a newer Kubernetes version",
         )
     ]
 
