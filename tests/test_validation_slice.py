@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from snn_dra.driver.validation import validate_object
 from snn_dra.driver.validation.errors import CauseType, FieldError
-from snn_dra.driver.validation.resourceslice import validate_pool, validate_resource_slice
+from snn_dra.driver.validation.resourceslice import lint_slice, validate_pool, validate_resource_slice
 
 
 def device(name: str = "d0", **extra: Any) -> dict[str, Any]:
@@ -93,11 +94,14 @@ def test_attribute_value_exactly_one_type_and_lengths() -> None:
     } <= got
 
 
-def test_qualified_collision_with_driver_domain() -> None:
+def test_qualified_collision_with_driver_domain_is_a_lint_not_an_api_error() -> None:
     s = good()
     s["spec"]["devices"][0]["attributes"]["snn.dra.dev/coreCount"] = {"int": 4}
-    errs = errors(s)
-    assert [e.type for e in errs] == [CauseType.DUPLICATE]
+    assert errors(s) == []  # upstream API validation accepts it
+    lint = lint_slice(s)
+    assert [(e.field, e.type) for e in lint] == [
+        ("spec.devices[0].attributes[snn.dra.dev/coreCount]", CauseType.DUPLICATE)
+    ]
 
 
 def test_more_than_32_attributes_and_capacities() -> None:
@@ -112,7 +116,8 @@ def test_list_attributes_need_1_36_and_count_values() -> None:
     s = good()
     s["spec"]["devices"][0]["attributes"]["many"] = {"ints": list(range(50))}
     assert any("1.36" in e.message for e in errors(s, "1.35"))
-    errs = errors(s, "1.36")
+    assert any("DRAListTypeAttributes" in e.message for e in errors(s, "1.36"))
+    errs = validate_object(s, None, "1.36", gates={"DRAListTypeAttributes": True})
     assert any(e.field == "spec.devices[0].attributes" and "48" in e.message for e in errs)
 
 
@@ -252,14 +257,14 @@ def test_request_policy_rules() -> None:
     plain["spec"]["devices"][0]["capacity"]["x"] = {"value": "1", "requestPolicy": {"default": "1"}}
     assert "spec.devices[0].capacity[x].requestPolicy" in fields(plain)
     assert f"{base}.validRange.min" in fields(shared(default="0", validRange={"min": "1"}))
-    assert f"{base}.validRange.max" in fields(shared(validRange={"min": "1", "max": "1024"}))
-    assert f"{base}.validRange.min" in fields(shared(validRange={"min": "8", "max": "4"}))
+    assert f"{base}.validRange.max" in fields(shared(default="1", validRange={"min": "1", "max": "1024"}))
+    assert f"{base}.validRange.max" in fields(shared(default="8", validRange={"min": "8", "max": "4"}))
     assert f"{base}.validRange.step" in fields(shared(default="4", validRange={"min": "1", "step": "2"}))
-    assert f"{base}.validRange.step" in fields(shared(validRange={"min": "1", "step": "0"}))
+    assert f"{base}.validRange.step" in fields(shared(default="1", validRange={"min": "1", "step": "0"}))
     assert f"{base}.validValues[1]" in fields(shared(default="4", validValues=["4", "1"]))
     assert f"{base}.validValues" in fields(shared(default="2", validValues=["1", "4"]))
-    assert f"{base}.validValues" in fields(shared(validValues=[str(i) for i in range(1, 12)]))
-    assert base in fields(shared(validValues=["1"], validRange={"min": "1"}))
+    assert f"{base}.validValues" in fields(shared(default="1", validValues=[str(i) for i in range(1, 12)]))
+    assert base in fields(shared(default="1", validValues=["1"], validRange={"min": "1"}))
     assert f"{base}.default" in fields(shared(default="1k"))
 
 

@@ -221,6 +221,18 @@ def _drop_node_allocatable(resource: str, obj: dict[str, Any]) -> bool:
     return d
 
 
+def _drop_list_attributes(resource: str, obj: dict[str, Any]) -> bool:
+    """ints/bools/strings/versions values go; an attribute left without a value then fails validation."""
+    d = False
+    if resource == "resourceslices":
+        for dev in _slice_devices(obj):
+            attrs = dev.get("attributes")
+            if isinstance(attrs, dict):
+                for value in attrs.values():
+                    d |= _pop(value, "ints", "bools", "strings", "versions")
+    return d
+
+
 _DROPPERS: dict[str, Callable[[str, dict[str, Any]], bool]] = {
     "DRAPartitionableDevices": _drop_partitionable,
     "DRAConsumableCapacity": _drop_consumable,
@@ -233,6 +245,7 @@ _DROPPERS: dict[str, Callable[[str, dict[str, Any]], bool]] = {
     "DRAOptionalNodeOperations": _drop_optional_ops,
     "DRAPartitionableDevicesType": _drop_partition_type,
     "DRANodeAllocatableResources": _drop_node_allocatable,
+    "DRAListTypeAttributes": _drop_list_attributes,
 }
 
 

@@ -35,6 +35,7 @@ from snn_dra.driver.validation.common import (
     child,
     duplicate,
     forbidden,
+    gate_enabled,
     index,
     invalid,
     is_semver,
@@ -145,7 +146,12 @@ def validate_resource_slice(obj: Mapping[str, Any], old: Mapping[str, Any] | Non
     if not isinstance(spec, Mapping):
         errs.append(required("spec", "a ResourceSlice needs a spec with driver, pool and devices"))
         return errs
-    errs.extend(_validate_spec(spec, "spec", m))
+    # DRAListTypeAttributes (alpha in 1.36/1.37): list values only with the gate on, or when the stored slice
+    # already has them (the API server keeps a disabled gate's fields an object already uses).
+    lists_ok = m >= 36 and (
+        gate_enabled(profile, "DRAListTypeAttributes") or (old is not None and uses_list_attributes(old))
+    )
+    errs.extend(_validate_spec(spec, "spec", m, lists_ok))
     if old is not None:
         errs.extend(_validate_update(obj, old))
     return errs
@@ -167,7 +173,16 @@ def _validate_update(obj: Mapping[str, Any], old: Mapping[str, Any]) -> list[Fie
     return errs
 
 
-def _validate_spec(spec: Mapping[str, Any], path: str, m: int) -> list[FieldError]:
+def uses_list_attributes(obj: Mapping[str, Any]) -> bool:
+    """Whether any device of the slice has an ints/bools/strings/versions attribute value."""
+    for device in as_mapping(obj.get("spec")).get("devices") or ():
+        for value in as_mapping(as_mapping(device).get("attributes")).values():
+            if any(f in as_mapping(value) for f in _LIST_FIELDS):
+                return True
+    return False
+
+
+def _validate_spec(spec: Mapping[str, Any], path: str, m: int, lists_ok: bool) -> list[FieldError]:
     errs: list[FieldError] = []
     driver = spec.get("driver")
     errs.extend(validate_driver_name(driver, child(path, "driver")))
@@ -203,7 +218,7 @@ def _validate_spec(spec: Mapping[str, Any], path: str, m: int) -> list[FieldErro
             if name in seen:
                 errs.append(duplicate(child(p, "name"), name))
             seen.add(name)
-        flags = _validate_device(device, p, m, str(driver or ""), per_device_nodes, slice_counters, errs)
+        flags = _validate_device(device, p, m, str(driver or ""), per_device_nodes, slice_counters, lists_ok, errs)
         advanced = advanced or flags[0]
         consumed_total += flags[1]
     limit = MAX_DEVICES_ADVANCED if m >= 35 and advanced else MAX_DEVICES
@@ -349,6 +364,7 @@ def _validate_device(
     driver: str,
     per_device_nodes: bool,
     slice_counters: dict[str, set[str]],
+    lists_ok: bool,
     errs: list[FieldError],
 ) -> tuple[bool, int]:
     """Validate one device; return (uses an advanced feature, counters it consumes)."""
@@ -368,16 +384,12 @@ def _validate_device(
         )
     apath = child(path, "attributes")
     values = 0
-    qualified: set[str] = set()
     for name, value in attributes.items():
         kp = f"{apath}[{name}]"
         if type(name) is str:
-            name_errs, full = _qualified(name, driver)
+            name_errs = _qualified_name_errors(name)
             if name_errs:
                 errs.extend(_at(name_errs, kp))
-            if full in qualified:
-                errs.append(duplicate(kp, name))
-            qualified.add(full)
         if type(value) is dict and len(value) == 1:
             ((vtype, v),) = value.items()
             expected = _SCALAR_TYPES.get(vtype)
@@ -395,11 +407,20 @@ def _validate_device(
                         forbidden(child(kp, vtype), f"list-type attributes need Kubernetes 1.36+ (profile 1.{m})")
                     )
                     continue
+                if not lists_ok:
+                    errs.append(
+                        forbidden(
+                            child(kp, vtype),
+                            f"list-type attributes require the DRAListTypeAttributes feature gate (alpha, off by "
+                            f"default in Kubernetes 1.{m}); publish a scalar value or enable the gate",
+                        )
+                    )
+                    continue
             else:
                 values += 1
         else:
             values += 1
-        errs.extend(validate_attribute_value(value, kp, allow_lists=m >= 36))
+        errs.extend(validate_attribute_value(value, kp, allow_lists=lists_ok))
     if m >= 36 and values > MAX_ATTRIBUTE_VALUES:
         errs.append(
             too_many(apath, values, MAX_ATTRIBUTE_VALUES, "attribute values per device (list items count each)")
@@ -407,16 +428,12 @@ def _validate_device(
 
     shared = device.get("allowMultipleAllocations") is True
     cpath = child(path, "capacity")
-    qualified.clear()
     for name, cap in capacity.items():
         kp = f"{cpath}[{name}]"
         if type(name) is str:
-            name_errs, full = _qualified(name, driver)
+            name_errs = _qualified_name_errors(name)
             if name_errs:
                 errs.extend(_at(name_errs, kp))
-            if full in qualified:
-                errs.append(duplicate(kp, name))
-            qualified.add(full)
         if not isinstance(cap, Mapping) or cap.get("value") in (None, ""):
             errs.append(required(child(kp, "value"), "a capacity needs a value such as '8' or '128Ki'"))
             continue
@@ -466,6 +483,12 @@ def _validate_request_policy(policy: Any, capacity: Decimal, path: str) -> list[
             )
         )
         return errs
+    if (valid_values or valid_range is not None) and policy.get("default") is None:
+        which = "validValues" if valid_values else "validRange"
+        errs.append(
+            required(child(path, "default"), f"required when {which} is defined: the amount a request gets by default")
+        )
+        return errs
     if valid_values:
         errs.extend(_validate_valid_values(valid_values, default, capacity, child(path, "validValues")))
     elif valid_range is not None:
@@ -509,7 +532,7 @@ def _validate_valid_range(rng: Any, default: Decimal | None, capacity: Decimal, 
         high = _quantity(rng["max"], child(path, "max"), errs)
         if high is not None:
             if low > high:
-                errs.append(invalid(child(path, "min"), rng["min"], "min is greater than max"))
+                errs.append(invalid(child(path, "max"), rng["min"], f"min is larger than max ({rng['max']})"))
             if default is not None and default > high:
                 errs.append(invalid(child(path, "max"), rng["max"], "the default is more than max"))
             if high > capacity:
@@ -520,8 +543,14 @@ def _validate_valid_range(rng: Any, default: Decimal | None, capacity: Decimal, 
             if step <= 0:
                 errs.append(invalid(child(path, "step"), rng["step"], "step must be positive"))
             else:
-                if step > capacity:
-                    errs.append(invalid(child(path, "step"), rng["step"], "step is greater than the capacity value"))
+                if low + step > capacity:
+                    errs.append(
+                        invalid(
+                            child(path, "step"),
+                            rng["step"],
+                            f"one step above min ({low + step}) is larger than the capacity value ({capacity})",
+                        )
+                    )
                 if default is not None and (default - low) % step != 0:
                     errs.append(
                         invalid(child(path, "step"), rng["step"], "the default is not min plus a multiple of step")
@@ -539,6 +568,7 @@ def _validate_consumption(
     if m >= 35 and len(items) > MAX_CONSUMPTIONS_PER_DEVICE:
         errs.append(too_many(path, len(items), MAX_CONSUMPTIONS_PER_DEVICE, "counter consumptions per device"))
     total = 0
+    seen: set[str] = set()
     for i, entry in enumerate(items):
         p = index(path, i)
         if not isinstance(entry, Mapping):
@@ -547,6 +577,10 @@ def _validate_consumption(
         set_name = entry.get("counterSet")
         sp = child(p, "counterSet")
         errs.extend(_dns_label(set_name, sp, "counter set name"))
+        if isinstance(set_name, str) and set_name:
+            if set_name in seen:
+                errs.append(duplicate(p, set_name))
+            seen.add(set_name)
         known = slice_counters.get(set_name) if isinstance(set_name, str) else None
         if m == 34 and known is None:
             errs.append(
@@ -657,6 +691,38 @@ def _validate_skip_ops(value: Any, path: str, m: int) -> list[FieldError]:
         errs.append(
             invalid(path, sorted(seen), "NodePrepareResources may only be skipped together with NodeUnprepareResources")
         )
+    return errs
+
+
+def lint_slice(obj: Mapping[str, Any]) -> list[FieldError]:
+    """Problems the API server accepts but that break CEL selectors: for the slice builder, not the API server.
+
+    A name without a domain is filed under the driver's domain in CEL (docs/resource-api.md §6), so a device
+    publishing both ``cores`` and ``<driver>/cores`` (attribute or capacity) makes one of them unreachable.
+    Upstream validation lets it through; a driver should never publish it.
+    """
+    spec = as_mapping(obj.get("spec"))
+    driver = str(spec.get("driver") or "")
+    errs: list[FieldError] = []
+    for i, device in enumerate(spec.get("devices") or ()):
+        for field in ("attributes", "capacity"):
+            fpath = child(index("spec.devices", i), field)
+            seen: dict[str, str] = {}
+            for name in as_mapping(as_mapping(device).get(field)):
+                if type(name) is not str:
+                    continue
+                full = _qualified(name, driver)[1]
+                if full in seen:
+                    errs.append(
+                        FieldError(
+                            CauseType.DUPLICATE,
+                            key(fpath, name),
+                            f"Duplicate value: {name!r}: CEL files it as {full!r}, like {seen[full]!r}; "
+                            "publish only one of the two names",
+                        )
+                    )
+                else:
+                    seen[full] = name
     return errs
 
 
