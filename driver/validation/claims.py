@@ -282,17 +282,13 @@ def validate_toleration(tol: Any, path: str) -> list[FieldError]:
     elif op == "Exists":
         if value:
             errs.append(invalid(child(path, "value"), value, "must be empty when operator is Exists"))
-    else:
-        if not k:
-            errs.append(invalid(child(path, "operator"), op, "must be Exists when key is empty (matches all keys)"))
-        if value:
-            errs.extend(validate_label_value(value, child(path, "value")))
+    elif value:
+        # Upstream accepts an empty key with Equal (it matches the value under any key) and ignores
+        # tolerationSeconds unless the effect is NoExecute: neither is an error.
+        errs.extend(validate_label_value(value, child(path, "value")))
     effect = tol.get("effect")
     if effect not in (None, "", "NoSchedule", "NoExecute", "None"):
         errs.append(not_supported(child(path, "effect"), effect, ["NoSchedule", "NoExecute", "None"]))
-    seconds = tol.get("tolerationSeconds")
-    if seconds is not None and effect != "NoExecute":
-        errs.append(invalid(child(path, "tolerationSeconds"), seconds, "may only be set when effect is NoExecute"))
     return errs
 
 
