@@ -2,7 +2,9 @@
 
 Strategic merge is a JSON merge patch plus merge-by-key for the core lists kubectl patches that way
 (``containers`` by ``name``, ``conditions`` by ``type``...) and ``$patch: delete`` elements; the DRA types
-declare no patch strategies upstream, so for them it is exactly a merge patch. Other directives are ignored.
+declare no patch strategies upstream, so for them it is a merge patch plus ObjectMeta's strategies (finalizers are
+a merge list, with ``$deleteFromPrimitiveList/finalizers``; ownerReferences merge by uid). Other directives are
+ignored.
 """
 
 from __future__ import annotations
@@ -164,12 +166,48 @@ def json_patch(target: Any, ops: Any) -> Any:
     return doc
 
 
+# ObjectMeta's own strategies hold for every kind, DRA kinds included (ObjectMeta carries the struct tags).
+_META_MERGE_KEYS = {"ownerReferences": "uid"}
+_DELETE_FROM = "$deleteFromPrimitiveList/"
+
+
+def _merge_finalizers(target: Any, body: Any) -> Any:
+    """``metadata.finalizers`` is a merge list of strings upstream: a patch adds to it, never replaces it.
+
+    ``$deleteFromPrimitiveList/finalizers`` removes the named entries; ``finalizers: null`` still clears the list.
+    Returns the body with the merged list in place, ready for the generic merge.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+        return body
+    meta = body["metadata"]
+    if "finalizers" not in meta and _DELETE_FROM + "finalizers" not in meta:
+        return body
+    old_meta = target.get("metadata") if isinstance(target, dict) else None
+    current = old_meta.get("finalizers") if isinstance(old_meta, dict) else None
+    merged = [f for f in current if isinstance(f, str)] if isinstance(current, list) else []
+    removed = meta.get(_DELETE_FROM + "finalizers")
+    if removed is not None and not isinstance(removed, list):
+        raise BadRequest("$deleteFromPrimitiveList/finalizers must be a list of finalizer names")
+    merged = [f for f in merged if f not in (removed or [])]
+    added = meta.get("finalizers", [])
+    if added is None:
+        merged = []
+    elif not isinstance(added, list):
+        raise BadRequest("metadata.finalizers must be a list of finalizer names")
+    else:
+        merged += [f for f in dict.fromkeys(added) if f not in merged]
+    out = dict(body)
+    out["metadata"] = {k: v for k, v in meta.items() if k != _DELETE_FROM + "finalizers"}
+    out["metadata"]["finalizers"] = merged or None
+    return out
+
+
 def apply_patch(patch_type: str, target: Any, body: Any) -> Any:
     if patch_type in (MERGE, APPLY):
         return merge_patch(target, body)
     if patch_type == STRATEGIC:
         core = isinstance(target, dict) and target.get("apiVersion") == "v1"
-        return merge_patch(target, body, STRATEGIC_MERGE_KEYS if core else None)
+        return merge_patch(target, _merge_finalizers(target, body), STRATEGIC_MERGE_KEYS if core else _META_MERGE_KEYS)
     if patch_type == JSON_PATCH:
         return json_patch(target, body)
     raise UnsupportedMediaType(f"the body of the request was in an unknown format - accepted media types include: "
