@@ -55,6 +55,23 @@ RESOURCES: dict[str, ResourceInfo] = {r.plural: r for r in (
 )}
 
 
+# Field selectors added after 1.34: (resource, field) -> first Kubernetes version that accepts it.
+_FIELD_SELECTOR_SINCE: dict[tuple[str, str], str] = {
+    ("resourceslices", "spec.pool.name"): "1.37",  # ResourceSliceSelectorPoolName
+}
+
+
+def field_selectors(info: ResourceInfo, version: str | None = None) -> frozenset[str]:
+    """The fields ``info`` can be selected by in Kubernetes ``version`` ("1.34".."1.37"; None = newest)."""
+    if version is None:
+        return info.field_selectors
+    minor = int(version.split(".")[1])
+    return frozenset(
+        f for f in info.field_selectors
+        if (since := _FIELD_SELECTOR_SINCE.get((info.plural, f))) is None or minor >= int(since.split(".")[1])
+    )
+
+
 def resource_info(resource: str) -> ResourceInfo:
     try:
         return RESOURCES[resource]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from snn_dra.driver.embedded.errors import BadRequest
-from snn_dra.driver.embedded.resources import ResourceInfo
+from snn_dra.driver.embedded.resources import ResourceInfo, field_selectors
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -85,16 +85,18 @@ def _field_value(obj: Mapping[str, Any], path: str) -> str:
     return str(cur)
 
 
-def parse_field_selector(selector: str, info: ResourceInfo) -> Predicate:
+def parse_field_selector(selector: str, info: ResourceInfo, version: str | None = None) -> Predicate:
+    """``version`` (the emulated Kubernetes minor) limits the fields to those that version supports."""
+    supported = field_selectors(info, version)
     terms: list[tuple[str, bool, str]] = []
     for raw in _split_top(selector or ""):
         m = re.match(r"^([^=!]+?)\s*(==|=|!=)\s*(.*)$", raw)
         if not m:
             raise BadRequest(f"invalid selector: '{selector}'; can't understand '{raw}'")
         key, op, val = m.group(1).strip(), m.group(2), m.group(3).strip()
-        if key not in info.field_selectors:
+        if key not in supported:
             raise BadRequest(f'field label not supported: {key}', {"causes": [
-                {"reason": "FieldValueNotSupported", "message": f"supported: {', '.join(sorted(info.field_selectors))}",
+                {"reason": "FieldValueNotSupported", "message": f"supported: {', '.join(sorted(supported))}",
                  "field": "fieldSelector"}]})
         terms.append((key, op != "!=", val))
 

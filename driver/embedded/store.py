@@ -160,7 +160,7 @@ class Store:
         """Matching objects sorted by namespace/name, plus the resourceVersion of the snapshot."""
         info = self.info(resource)
         lsel = parse_label_selector(label_selector)
-        fsel = parse_field_selector(field_selector, info)
+        fsel = parse_field_selector(field_selector, info, self.profile.version)
         with self._lock:
             out = [copy.deepcopy(o) for (ns, _), o in sorted(self._objs[resource].items())
                    if (not namespace or not info.namespaced or ns == namespace) and lsel(o) and fsel(o)]
@@ -366,7 +366,7 @@ class Store:
         """
         info = self.info(resource)
         lsel = parse_label_selector(label_selector)
-        fsel = parse_field_selector(field_selector, info)
+        fsel = parse_field_selector(field_selector, info, self.profile.version)
 
         def visible(o: Obj | None) -> bool:
             if o is None:
@@ -479,10 +479,13 @@ class Store:
         if old is not None:
             errs += _immutability(info.plural, obj, old)
         if info.group == RESOURCE_GROUP:
-            validator = self._validator or validate_object
             # Metadata problems are reported once, in the wording of the metadata checks above.
             covered = {e.field for e in errs if e.field.startswith("metadata.")}
-            errs += [e for e in validator(obj, old, self.profile.version) if e.field not in covered]
+            if self._validator is not None:
+                found = self._validator(obj, old, self.profile.version)
+            else:  # the effective gates, so --feature-gates overrides reach every gate-dependent rule
+                found = validate_object(obj, old, self.profile.version, gates=self.profile.gates)
+            errs += [e for e in found if e.field not in covered]
             unknown = [e for e in errs if e.message.startswith("unknown field")]
             if unknown:
                 paths = ", ".join(f'unknown field "{e.field}"' for e in unknown)
