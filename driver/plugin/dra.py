@@ -2,7 +2,8 @@
 
 Both versions share one implementation and differ only in the response type (v1 carries ``share_id``).
 The kubelet ignores a whole response that comes with a gRPC error, so per-claim failures go into the
-claim's ``error`` and a gRPC error is kept for a malformed request, a missed deadline or a preparer crash.
+claim's ``error`` (a claim missing namespace, name or uid included) and a gRPC error is kept for a missed
+deadline or a preparer crash.
 """
 
 from __future__ import annotations
@@ -73,11 +74,13 @@ class ClaimService:
         rid = next(_request_ids)
         log.info("rid=%d %s claims=[%s]", rid, method, _claims_text(claims))
         started = time.monotonic()
-        results: Mapping[str, ClaimResultLike] = await self._call(
-            rid, method, context, lambda: self._preparer.prepare(claims)
+        bad = _malformed(claims, ("namespace", "name", "uid"))
+        good = [c for c in claims if c.uid not in bad]
+        results: Mapping[str, ClaimResultLike] = (
+            await self._call(rid, method, context, lambda: self._preparer.prepare(good)) if good else {}
         )
-        out: dict[str, tuple[list[Any], str]] = {}
-        for claim in claims:
+        out: dict[str, tuple[list[Any], str]] = {uid: ([], err) for uid, err in bad.items()}
+        for claim in good:
             result = results.get(claim.uid)
             if result is None:
                 out[claim.uid] = ([], f"driver returned no result for claim {claim.namespace}/{claim.name}")
@@ -97,11 +100,15 @@ class ClaimService:
         rid = next(_request_ids)
         log.info("rid=%d %s claims=[%s]", rid, method, _claims_text(claims))
         started = time.monotonic()
-        results: Mapping[str, str] = await self._call(rid, method, context, lambda: self._preparer.unprepare(claims))
-        out = {
-            c.uid: results.get(c.uid, f"driver returned no result for claim {c.namespace}/{c.name}")
-            for c in claims
-        }
+        bad = _malformed(claims, ("uid",))  # unprepare works from the checkpoint by uid alone
+        good = [c for c in claims if c.uid]
+        results: Mapping[str, str] = (
+            await self._call(rid, method, context, lambda: self._preparer.unprepare(good)) if good else {}
+        )
+        out = dict(bad)
+        out.update(
+            (c.uid, results.get(c.uid, f"driver returned no result for claim {c.namespace}/{c.name}")) for c in good
+        )
         failed = {uid: err for uid, err in out.items() if err}
         log.info(
             "rid=%d %s done in %.3fs: %d unprepared, %d failed%s",
@@ -127,16 +134,27 @@ class ClaimService:
             raise
 
 
-async def _claims_from_request(request: Any, context: Any) -> list[ClaimRef]:
-    claims = [ClaimRef(namespace=c.namespace, name=c.name, uid=c.uid) for c in request.claims]
+def _claims_from_request(request: Any) -> list[ClaimRef]:
+    return [ClaimRef(namespace=c.namespace, name=c.name, uid=c.uid) for c in request.claims]
+
+
+def _malformed(claims: Sequence[ClaimRef], required: tuple[str, ...]) -> dict[str, str]:
+    """Per-claim errors for claims missing a required field, keyed by the uid the kubelet sent.
+
+    A malformed claim must not fail the whole call (the kubelet would then drop the answers of the good
+    claims too). The kubelet looks each answer up by the uid it sent, so even an empty uid gets its entry
+    under ``""``; several claims without a uid share that one entry and its text names all of them.
+    """
+    out: dict[str, str] = {}
     for i, c in enumerate(claims):
-        missing = [f for f in ("namespace", "name", "uid") if not getattr(c, f)]
+        missing = [f for f in required if not getattr(c, f)]
         if missing:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"claims[{i}]: {', '.join(missing)} must be set (namespace, name and uid are all required)",
+            text = (
+                f"claims[{i}] ({c.namespace or '?'}/{c.name or '?'}): {', '.join(missing)} must be set "
+                f"({', '.join(required)} {'is' if len(required) == 1 else 'are all'} required)"
             )
-    return claims
+            out[c.uid] = f"{out[c.uid]}; {text}" if c.uid in out else text
+    return out
 
 
 def _device_v1(dev: PreparedDeviceLike) -> dra_v1.Device:
@@ -170,7 +188,7 @@ class DraV1Servicer(dra_v1_grpc.DRAPluginServicer):
     async def NodePrepareResources(
         self, request: dra_v1.NodePrepareResourcesRequest, context: Any
     ) -> dra_v1.NodePrepareResourcesResponse:
-        claims = await _claims_from_request(request, context)
+        claims = _claims_from_request(request)
         results = await self._service.prepare("v1.NodePrepareResources", claims, context)
         response = dra_v1.NodePrepareResourcesResponse()
         for uid, (devices, error) in results.items():
@@ -182,7 +200,7 @@ class DraV1Servicer(dra_v1_grpc.DRAPluginServicer):
     async def NodeUnprepareResources(
         self, request: dra_v1.NodeUnprepareResourcesRequest, context: Any
     ) -> dra_v1.NodeUnprepareResourcesResponse:
-        claims = await _claims_from_request(request, context)
+        claims = _claims_from_request(request)
         results = await self._service.unprepare("v1.NodeUnprepareResources", claims, context)
         response = dra_v1.NodeUnprepareResourcesResponse()
         for uid, error in results.items():
@@ -200,7 +218,7 @@ class DraV1Beta1Servicer(dra_v1beta1_grpc.DRAPluginServicer):
     async def NodePrepareResources(
         self, request: dra_v1beta1.NodePrepareResourcesRequest, context: Any
     ) -> dra_v1beta1.NodePrepareResourcesResponse:
-        claims = await _claims_from_request(request, context)
+        claims = _claims_from_request(request)
         results = await self._service.prepare("v1beta1.NodePrepareResources", claims, context)
         response = dra_v1beta1.NodePrepareResourcesResponse()
         for uid, (devices, error) in results.items():
@@ -212,7 +230,7 @@ class DraV1Beta1Servicer(dra_v1beta1_grpc.DRAPluginServicer):
     async def NodeUnprepareResources(
         self, request: dra_v1beta1.NodeUnprepareResourcesRequest, context: Any
     ) -> dra_v1beta1.NodeUnprepareResourcesResponse:
-        claims = await _claims_from_request(request, context)
+        claims = _claims_from_request(request)
         results = await self._service.unprepare("v1beta1.NodeUnprepareResources", claims, context)
         response = dra_v1beta1.NodeUnprepareResourcesResponse()
         for uid, error in results.items():
