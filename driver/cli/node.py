@@ -111,26 +111,35 @@ class NodeDriver:
         return self.publication.model.by_name(name)
 
     # --- re-planning --------------------------------------------------------------------------------
-    def _replan(self) -> None:
+    def _replan(self, *, inventory: Inventory | None = None, dropped_gates: set[str] | None = None) -> None:
+        """Re-plan from the current inventory and dropped gates, and hand the result on, all under one lock.
+
+        Planning and applying happen in one critical section so plans reach the monitor and the publisher in
+        the order they were computed: a health re-plan computed before a dropped-gates fallback can never be
+        applied after it (which would publish the dropped fields again).
+        """
         with self._lock:
+            if inventory is not None:
+                self._inventory = inventory
+            if dropped_gates:
+                self.dropped_gates |= dropped_gates
             publication = plan(
-                self._inventory, self.node_config.publish, profile=self.profile, dropped_gates=self.dropped_gates
+                self._inventory, self.node_config.publish, profile=self.profile, dropped_gates=set(self.dropped_gates)
             )
             self.publication = publication
-        self.monitor.set_model(publication.model)
-        self.publisher.set_desired(publication.slices)
+            self.monitor.set_model(publication.model)
+            self.publisher.set_desired(publication.slices)
 
     def _inventory_changed(self, inventory: Inventory) -> None:
-        self._inventory = inventory
-        self._replan()
+        self._replan(inventory=inventory)
 
     def _published(self, result: PublishResult) -> None:
         if self.metrics is not None:
             self.metrics.published(len(self.publication.model.devices))
-        new = result.dropped_gates - self.dropped_gates
+        with self._lock:
+            new = result.dropped_gates - self.dropped_gates
         if new:
-            self.dropped_gates |= new
-            self._replan()
+            self._replan(dropped_gates=new)
 
     # --- background work while the plugin serves ------------------------------------------------------
     async def run_publisher(self, server: PluginServer) -> None:
