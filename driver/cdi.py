@@ -129,6 +129,24 @@ class CdiWriter:
                 out.append(uid)
         return sorted(out)
 
+    def remove_stale_temps(self) -> list[str]:
+        """Delete temp files a killed writer left for this driver's specs; returns the names removed.
+
+        Only ``.<our spec file name>.<random>.tmp`` (what :func:`atomic_write` creates) is touched, never
+        another vendor's file. Call it while no write can be in flight (under the serialization lock):
+        another plugin instance's temp file would otherwise vanish under it.
+        """
+        prefix = f".{VENDOR}-{CDI_CLASS}_"
+        removed = []
+        for path in self.dir.glob(f"{prefix}*.json.*.tmp") if self.dir.is_dir() else ():
+            uid = path.name[len(prefix) :].split(".json.", 1)[0]
+            if not UID_RE.match(uid) or not path.is_file():
+                continue
+            with contextlib.suppress(OSError):  # one that cannot go is harmless: CDI loaders skip *.tmp
+                path.unlink()
+                removed.append(path.name)
+        return removed
+
     def read(self, claim_uid: str) -> dict[str, Any] | None:
         """The spec on disk, or None if missing or unreadable (then it gets rewritten)."""
         try:

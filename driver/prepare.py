@@ -4,7 +4,8 @@
 
 1. Every reference is checked (UUID, DNS names: they reach file names) and every claim is read from the
    API server (:mod:`snn_dra.driver.claims`, retries with backoff, bounded per claim and per batch).
-2. The checkpoint is loaded from disk (no state is kept in memory between calls, so a rolling update's
+2. (First call of the process only: this driver's stale CDI temp files, left by a killed writer, are removed.)
+   The checkpoint is loaded from disk (no state is kept in memory between calls, so a rolling update's
    second plugin instance sees the same truth). Entries left in ``PrepareStarted`` by a killed call are
    **rolled back** (spec removed, entry dropped): the kubelet never got an answer for them and retries,
    and a fresh prepare is simpler to trust than completing a half-done one. After a **reboot** (boot id
@@ -220,6 +221,7 @@ class Preparer:
         self._hook = fault_hook
         self._budget = batch_lookup_budget_s
         self.cdi = CdiWriter(cdi_dir)
+        self._cdi_temps_checked = False
         self.store = CheckpointStore(state_dir, boot_id_path=boot_id_path)
 
     def prepared_device_count(self) -> int:
@@ -250,6 +252,10 @@ class Preparer:
 
     def _load(self) -> _State:
         """Load the checkpoint and repair what a crash or a reboot left behind (see module docstring)."""
+        if not self._cdi_temps_checked:  # once per process, and under the serialization lock like every write
+            self._cdi_temps_checked = True
+            for name in self.cdi.remove_stale_temps():
+                log.warning("removed stale CDI temp file %s left by a killed writer", self.cdi.dir / name)
         loaded = self.store.load()
         claims = loaded.claims
         changed = bool(loaded.problems)
