@@ -18,6 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from snn_dra.driver.cel import CelCompileError, compile_selector
 from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
+from snn_dra.driver.kubejson import KubeJSON
 from snn_dra.driver.validation import validate_object
 from snn_dra.driver.validation.claims import validate_toleration
 from snn_dra.driver.validation.errors import CauseType
@@ -269,3 +270,17 @@ def test_device_class_with_math_selector_is_rejected(embedded_server: EmbeddedAp
         client.ResourceV1Api(api).create_device_class(cls)
     assert e.value.status == 422
     assert [c["field"] for c in causes(e.value)] == ["spec.selectors[0].cel.expression"]
+
+
+def test_watch_on_pool_name_before_1_37_is_a_plain_400(embedded_server_factory: Any) -> None:
+    """The watch path rejects the 1.37-only field label up front, like list does, instead of streaming an error."""
+    server = embedded_server_factory(profile="1.36")
+    api = api_client_for(server)
+    try:
+        with pytest.raises(ApiException) as err:
+            KubeJSON(api).get(
+                "/apis/resource.k8s.io/v1/resourceslices", watch="true", fieldSelector="spec.pool.name=x"
+            )
+        assert err.value.status == 400
+    finally:
+        api.close()

@@ -25,7 +25,7 @@ from snn_dra.driver.backends import BackendError, load_backend, load_node_config
 from snn_dra.driver.cli.app import app
 from snn_dra.driver.model import DeviceModelError, build_model
 from snn_dra.driver.slices import build_slices
-from snn_dra.driver.validation.resourceslice import PROFILES, validate_pool, validate_resource_slice
+from snn_dra.driver.validation.resourceslice import PROFILES, lint_slice, validate_pool, validate_resource_slice
 
 
 class OutputFormat(StrEnum):
@@ -108,7 +108,11 @@ def slices(
     except (BackendError, DeviceModelError) as e:
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
-    problems = [f"slice {i}: {e}" for i, s in enumerate(built) for e in validate_resource_slice(s, None, profile)]
+    problems = [
+        f"slice {i}: {e}"
+        for i, s in enumerate(built)
+        for e in [*validate_resource_slice(s, None, profile), *lint_slice(s)]
+    ]
     if profile != "1.34":
         problems += [str(e) for e in validate_pool(built)]
     if problems:

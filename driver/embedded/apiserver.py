@@ -341,7 +341,7 @@ class ApiServerApp:
         q = request.query
         label_selector, field_selector = q.get("labelSelector", ""), q.get("fieldSelector", "")
         parse_label_selector(label_selector)  # reject bad selectors with 400 before the stream starts
-        parse_field_selector(field_selector, info)
+        parse_field_selector(field_selector, info, self.store.profile.version)
         try:
             timeout = float(q.get("timeoutSeconds") or _DEFAULT_WATCH_TIMEOUT)
         except ValueError:
