@@ -126,3 +126,21 @@ def test_dropped_fields_on_a_1_34_server_are_reported_and_adopted(
         assert not again.changed, "the stored form is adopted: no hot loop of updates"
     finally:
         api.close()
+
+
+def test_long_node_names_survive_generate_name_truncation(embedded_server: EmbeddedApiServer) -> None:  # noqa: F811
+    """The API server cuts generateName to 58 characters; the pool must still settle (no delete/recreate loop)."""
+    node = "gke-snn-cluster-default-pool-" + "a1b2c3d4e5" * 3  # 59 characters, as cloud node names go
+    embedded_server.store.create("nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
+    api = api_client_for(embedded_server)
+    try:
+        cfg = load_node_config(AKIDA)
+        want = build_slices(build_model(load_backend(cfg, node).discover(), cfg.publish), node)
+        pub = SlicePublisher(api, driver=DRIVER, node_name=node)
+        first = pub.publish(want)
+        names = [s["metadata"]["name"] for s in stored(embedded_server)]
+        assert all(len(n) == 63 for n in names), names
+        again = pub.publish(want)
+        assert not again.changed and again.generation == first.generation
+    finally:
+        api.close()

@@ -445,7 +445,8 @@ class Store:
 
     def _generate_name(self, info: ResourceInfo, ns: str, prefix: str) -> str:
         for _ in range(100):
-            name = prefix[: 253 - 5] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+            # As upstream's SimpleNameGenerator: the prefix is cut to 58 characters, then 5 random ones follow.
+            name = prefix[:58] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
             if _key(info, ns, name) not in self._objs[info.plural]:
                 return name
         raise AlreadyExists.of(info.plural, info.group, prefix)
