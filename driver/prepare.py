@@ -1,6 +1,7 @@
 """Claim preparation: allocation results -> validated config -> CDI spec + checkpoint, per claim.
 
-**Flow of one call** (the gRPC layer calls it in a worker thread under the serialization lock):
+**Flow of one call** (the gRPC layer runs step 1, :meth:`Preparer.fetch`, in a worker thread before taking
+the serialization lock, and the rest, :meth:`Preparer.prepare_fetched`, under it; ``prepare`` does both):
 
 1. Every reference is checked (UUID, DNS names: they reach file names) and every claim is read from the
    API server (:mod:`snn_dra.driver.claims`, retries with backoff, bounded per claim and per batch).
@@ -84,6 +85,7 @@ __all__ = [
     "ClaimResult",
     "DeviceLookup",
     "FaultHook",
+    "FetchedClaims",
     "PreparedDevice",
     "Preparer",
     "fault_hook_from_env",
@@ -159,6 +161,14 @@ class PreparedDevice:
 class ClaimResult:
     devices: tuple[PreparedDevice, ...] = ()
     error: str = ""
+
+
+@dataclass(frozen=True)
+class FetchedClaims:
+    """What :meth:`Preparer.fetch` read: claims already answered (bad reference, lookup error) and the rest."""
+
+    results: dict[str, ClaimResult]
+    claims: tuple[tuple[ClaimRef, Mapping[str, Any]], ...]
 
 
 class PlanError(Exception):
@@ -285,6 +295,14 @@ class Preparer:
     # ------------------------------------------------------------------ prepare
     def prepare(self, claims: Sequence[ClaimRefLike]) -> dict[str, ClaimResult]:
         """Prepare every claim; the answer has one entry per claim UID (error text or devices)."""
+        return self.prepare_fetched(self.fetch(claims))
+
+    def fetch(self, claims: Sequence[ClaimRefLike]) -> FetchedClaims:
+        """Phase 1, safe WITHOUT the serialization lock: check references and read the claims from the API server.
+
+        Touches no local state; the gRPC layer runs it before taking the lock so a slow API server does not
+        hold up other calls (as the Go library reads claims before locking).
+        """
         results: dict[str, ClaimResult] = {}
         refs: list[ClaimRef] = []
         for raw in claims:
@@ -302,6 +320,12 @@ class Preparer:
                 results[ref.uid] = got
             else:
                 fetched.append((ref, got))
+        return FetchedClaims(results, tuple(fetched))
+
+    def prepare_fetched(self, fetched_claims: FetchedClaims) -> dict[str, ClaimResult]:
+        """Phase 2, under the serialization lock: plan, check overlaps, write checkpoint and CDI specs."""
+        results = dict(fetched_claims.results)
+        fetched = fetched_claims.claims
         if not fetched:
             return results
 

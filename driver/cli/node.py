@@ -28,7 +28,7 @@ from snn_dra.driver.kubejson import KubeJSON
 from snn_dra.driver.model import ModelDevice
 from snn_dra.driver.plugin.preparer import ClaimResultLike
 from snn_dra.driver.plugin.server import PluginServer
-from snn_dra.driver.prepare import Preparer, fault_hook_from_env
+from snn_dra.driver.prepare import FetchedClaims, Preparer, fault_hook_from_env
 from snn_dra.driver.publisher import PublishResult, SlicePublisher
 from snn_dra.driver.telemetry import DriverMetrics
 
@@ -166,8 +166,15 @@ class MeteredPreparer:
         self._metrics = metrics
 
     def prepare(self, claims: Sequence[Any]) -> dict[str, ClaimResultLike]:
+        return self.prepare_fetched(self.fetch(claims))
+
+    def fetch(self, claims: Sequence[Any]) -> FetchedClaims:
+        """Read the claims (no lock needed); the request is timed by ``prepare_fetched``, under the lock."""
+        return self._inner.fetch(claims)
+
+    def prepare_fetched(self, fetched: FetchedClaims) -> dict[str, ClaimResultLike]:
         with self._metrics.request("NodePrepareResources", "any"):
-            results = self._inner.prepare(claims)
+            results = self._inner.prepare_fetched(fetched)
         failed = sum(1 for r in results.values() if r.error)
         self._metrics.claims("NodePrepareResources", ok=len(results) - failed, failed=failed)
         self._metrics.gauges.prepared_devices = self._inner.prepared_device_count()

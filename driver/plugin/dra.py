@@ -24,7 +24,13 @@ from snn_dra.api.kubelet.dra.v1 import api_pb2_grpc as dra_v1_grpc
 from snn_dra.api.kubelet.dra.v1beta1 import api_pb2 as dra_v1beta1
 from snn_dra.api.kubelet.dra.v1beta1 import api_pb2_grpc as dra_v1beta1_grpc
 from snn_dra.driver.plugin.lock import LockTimeoutError, SerializationLock
-from snn_dra.driver.plugin.preparer import ClaimRef, ClaimResultLike, PreparedDeviceLike, Preparer
+from snn_dra.driver.plugin.preparer import (
+    ClaimRef,
+    ClaimResultLike,
+    PreparedDeviceLike,
+    Preparer,
+    TwoPhasePreparer,
+)
 
 log = logging.getLogger("snn_dra.plugin.dra")
 
@@ -49,7 +55,11 @@ def _claims_text(claims: Sequence[ClaimRef]) -> str:
 
 
 class ClaimService:
-    """Runs the preparer in worker threads under the serialization lock, within the caller's deadline."""
+    """Runs the preparer in worker threads under the serialization lock, within the caller's deadline.
+
+    A :class:`TwoPhasePreparer` reads its claims from the API server before the lock is taken, so one slow
+    read never stalls another pod's Prepare or Unprepare.
+    """
 
     def __init__(self, preparer: Preparer, lock: SerializationLock, workers: int = 4) -> None:
         self._preparer = preparer
@@ -69,6 +79,19 @@ class ClaimService:
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
+    async def _unlocked(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _prepare_claims(
+        self, rid: int, method: str, context: Any, claims: list[ClaimRef]
+    ) -> Mapping[str, ClaimResultLike]:
+        """Claims are read before the lock when the preparer can split the work, else all under the lock."""
+        preparer = self._preparer
+        if isinstance(preparer, TwoPhasePreparer):
+            fetched = await self._call(rid, method, context, lambda: preparer.fetch(claims), locked=False)
+            return await self._call(rid, method, context, lambda: preparer.prepare_fetched(fetched))
+        return await self._call(rid, method, context, lambda: preparer.prepare(claims))
+
     async def prepare(self, method: str, claims: list[ClaimRef], context: Any) -> dict[str, tuple[list[Any], str]]:
         """Per claim UID: (devices, error). Every requested claim gets an entry."""
         rid = next(_request_ids)
@@ -76,9 +99,7 @@ class ClaimService:
         started = time.monotonic()
         bad = _malformed(claims, ("namespace", "name", "uid"))
         good = [c for c in claims if c.uid not in bad]
-        results: Mapping[str, ClaimResultLike] = (
-            await self._call(rid, method, context, lambda: self._preparer.prepare(good)) if good else {}
-        )
+        results: Mapping[str, ClaimResultLike] = await self._prepare_claims(rid, method, context, good) if good else {}
         out: dict[str, tuple[list[Any], str]] = {uid: ([], err) for uid, err in bad.items()}
         for claim in good:
             result = results.get(claim.uid)
@@ -117,9 +138,9 @@ class ClaimService:
         )  # fmt: skip
         return out
 
-    async def _call(self, rid: int, method: str, context: Any, fn: Callable[[], T]) -> T:
+    async def _call(self, rid: int, method: str, context: Any, fn: Callable[[], T], *, locked: bool = True) -> T:
         try:
-            return await self._locked(context, fn)
+            return await (self._locked(context, fn) if locked else self._unlocked(fn))
         except LockTimeoutError as exc:
             log.warning("rid=%d %s: %s", rid, method, exc)
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"{method}: {exc}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +50,17 @@ class Preparer(Protocol):
     def prepare(self, claims: Sequence[Any]) -> Mapping[str, ClaimResultLike]: ...
 
     def unprepare(self, claims: Sequence[Any]) -> Mapping[str, str]: ...
+
+
+@runtime_checkable
+class TwoPhasePreparer(Preparer, Protocol):
+    """A preparer that reads claims from the API server before the serialization lock is taken.
+
+    ``fetch`` runs WITHOUT the lock (reading claims can take seconds and must not hold up other calls, as
+    the Go library reads claims before locking); ``prepare_fetched`` then runs under the lock with what
+    ``fetch`` returned. ``prepare(claims)`` must stay equivalent to ``prepare_fetched(fetch(claims))``.
+    """
+
+    def fetch(self, claims: Sequence[Any]) -> Any: ...
+
+    def prepare_fetched(self, fetched: Any) -> Mapping[str, ClaimResultLike]: ...
