@@ -32,7 +32,10 @@ with ``-`` turned into ``_``, so several devices in one container never overwrit
   ``SHARE_ID`` for shared allocations; ``ADMIN_ACCESS=true`` for adminAccess results;
 * the validated config: ``NEURON_MODEL``, ``TIMESTEP_US``, ``LEARNING``, ``LEARNING_RULE``, ``SPIKE_ENCODING``,
   ``SHARING``, ``SPLIT_STAGE_INDEX``, ``SPLIT_STAGE_NAME`` (same prefix);
-* the backend's own access env (e.g. an SDK's address variable) and its device nodes (``/dev/akidaN``).
+* the backend's own access env (e.g. ``AKIDA_DEVICE``, ``LOIHI_*``, ``SPINNAKER2_*``): always as a per-device
+  copy ``SNN_DRA_<D>_<NAME>``, and also unprefixed (what the vendor SDK reads) when all devices of the claim
+  are on one chip; a claim spanning chips gets no unprefixed copies, since they would collide;
+* the chip's device nodes (``/dev/akidaN``).
 Nothing else: no mounts, no hooks, and nothing taken from the claim except validated config values.
 
 A bad claim gets its own error text naming ``namespace/name``, the field and the allowed values; the
@@ -503,6 +506,8 @@ class Preparer:
         prepared: list[PreparedDevice] = []
         effective_all: list[dict[str, Any]] = []
         seen: set[str] = set()
+        found = (self._devices(r["device"]) for r in mine if isinstance(r.get("device"), str))
+        one_chip = len({d.chip.id for d in found if d is not None}) <= 1
         for i, r in enumerate(mine):
             where = f"status.allocation.devices.results[{i}]"
             request, name = r.get("request"), r.get("device")
@@ -544,7 +549,7 @@ class Preparer:
             if not admin:
                 self._check_overlap(ref, ck, existing, batch)
             ckpt_devices.append(ck)
-            spec_devices.append(self._spec_device(ref, cdi_name, device, share_id, admin, effective))
+            spec_devices.append(self._spec_device(ref, cdi_name, device, share_id, admin, effective, one_chip))
             prepared.append(PreparedDevice(tuple(ck.requests), ck.pool, ck.device, tuple(ck.cdi_device_ids), share_id))
             effective_all.append({"device": name, "shareID": share_id, "config": effective.model_dump(mode="json")})
         try:
@@ -598,8 +603,14 @@ class Preparer:
         share_id: str | None,
         admin: bool,
         config: EffectiveConfig,
+        one_chip: bool,
     ) -> SpecDevice:
-        """Container edits of one device: everything from the inventory or validated config, nothing else."""
+        """Container edits of one device: everything from the inventory or validated config, nothing else.
+
+        The backend's access env is given unprefixed (what the vendor SDK reads) only when every device of
+        the claim is on one chip; with two chips the unprefixed names would collide (the last CDI device
+        wins), so then only the per-device prefixed copies exist and the workload picks its chip.
+        """
         chip = device.chip
         p = f"SNN_DRA_{_env_name(device.name)}_"
         env = [
@@ -631,7 +642,9 @@ class Preparer:
         if admin:
             env.append(f"{p}ADMIN_ACCESS=true")
         env += [f"{p}{k}={v}" for k, v in config.env()]
-        env += [f"{k}={v}" for k, v in chip.access.env]
+        env += [f"{p}{k}={v}" for k, v in chip.access.env]
+        if one_chip:
+            env += [f"{k}={v}" for k, v in chip.access.env]
         nodes = tuple(
             CdiDeviceNode(
                 path=n.path,
