@@ -248,8 +248,8 @@ def test_demo_constraints_and_capacity_requests_use_published_names() -> None:
             assert domain == DRIVER_NAME and name in published, constraint
         for _, request in [(None, r.get("exactly", {})) for r in devices["requests"]]:
             for key in request.get("capacity", {}).get("requests", {}):
-                domain, _, name = key.partition("/")
-                assert domain == DRIVER_NAME and name in {attr.CAP_EVENT_THROUGHPUT_MEPS, attr.CAP_QUEUE_DEPTH}, key
+                # Capacity request keys must match the published capacity names exactly (no domain is added).
+                assert key in {attr.CAP_EVENT_THROUGHPUT_MEPS, attr.CAP_QUEUE_DEPTH}, key
 
 
 def test_demo_opaque_configs_are_valid_snn_configs() -> None:

@@ -103,10 +103,10 @@ def templates() -> list[dict[str, Any]]:
         [{"matchAttribute": "snn.dra.dev/chipID"}],
     )
     queue = tmpl("queue", [{"name": "queue", "exactly": {
-        "deviceClassName": "snn-event-queue", "capacity": {"requests": {"snn.dra.dev/queueDepth": "200"}}}}])
+        "deviceClassName": "snn-event-queue", "capacity": {"requests": {"queueDepth": "200"}}}}])
     router = tmpl("router", [{"name": "router", "exactly": {
         "deviceClassName": "snn-spike-router",
-        "capacity": {"requests": {"snn.dra.dev/eventThroughputMEPS": "20"}}}}])
+        "capacity": {"requests": {"eventThroughputMEPS": "20"}}}}])
     return [cores, queue, router]
 
 
