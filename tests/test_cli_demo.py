@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+from snn_dra.driver.embedded.cluster import STATE_ROOT_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_demo_runs_every_workload_and_releases_everything(tmp_path: Path) -> None:
-    before = set(Path("/tmp").glob("snn-*"))
-    proc = subprocess.run(
-        [sys.executable, "-c", "from snn_dra.driver.cli import main; main()", "demo"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def test_demo_runs_every_workload_and_releases_everything() -> None:
+    root = Path(tempfile.mkdtemp(prefix="snn-demo-", dir="/tmp"))  # short: the plugin's socket paths live below
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from snn_dra.driver.cli import main; main()", "demo"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, STATE_ROOT_ENV: str(root)},
+        )
+        leftovers = list(root.iterdir())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "ResourceSlices published" in out
@@ -30,7 +40,7 @@ def test_demo_runs_every_workload_and_releases_everything(tmp_path: Path) -> Non
         assert pod in out
     assert re.search(r"SNN_DRA_\w+_TYPE=neuronCore", out)
     assert "every claim unprepared and its CDI spec removed" in out
-    assert set(Path("/tmp").glob("snn-*")) <= before, "the demo left its cluster directory behind"
+    assert not leftovers, f"the demo left its cluster directory behind: {leftovers}"
 
 
 def test_demo_explains_a_missing_deploy_dir(tmp_path: Path) -> None:

@@ -212,7 +212,7 @@ def _show_pods(
         console.print(
             f"\n[bold]{ns}/{name}[/] container [bold]{container}[/] gets through CDI ({len(ids)} device IDs):"
         )
-        for line in sorted(edits["env"])[:24]:
+        for line in sorted(edits["env"]):
             console.print(f"  {line}")
         for node in edits["deviceNodes"]:
             console.print(f"  device node {node['path']}")

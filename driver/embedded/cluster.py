@@ -32,6 +32,9 @@ from snn_dra.driver.embedded.kubelet import KubeletEmulator
 from snn_dra.driver.embedded.scheduler import Scheduler
 
 PLUGIN_READY_TIMEOUT_S = 60.0
+STATE_ROOT_ENV = "SNN_DRA_STATE_ROOT"
+"""Where a cluster without ``state_dir`` makes its temp dir: short by default, since unix socket paths
+under it must stay within 107 bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +126,8 @@ class EmbeddedCluster:
         kubeconfig_path: Path | None = None,
     ) -> None:
         self._own_dir = state_dir is None
-        self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="snn-", dir="/tmp"))
+        root = os.environ.get(STATE_ROOT_ENV, "/tmp")
+        self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="snn-", dir=root))
         self.nodes = tuple(nodes)
         self.server = EmbeddedApiServer(
             profile=profile,
