@@ -91,3 +91,16 @@ def test_a_slice_of_another_pool_with_a_matching_prefix_is_obsolete(
     result = pub.publish(want)
     assert victim["metadata"]["name"] in result.deleted
     assert {s["spec"]["pool"]["name"] for s in embedded_server.store.list("resourceslices")} == {LONG_NODE}
+
+
+def test_slices_the_publisher_created_for_a_long_node_name_stay_put(
+    embedded_server: EmbeddedApiServer,  # noqa: F811
+    api: Any,
+) -> None:
+    """End to end with whatever names the API server generates (the store now cuts generateName at 58 too)."""
+    want = _desired(LONG_NODE)
+    pub = SlicePublisher(api, driver=DRIVER, node_name=LONG_NODE)
+    assert len(pub.publish(want).created) == len(want)
+    before = _versions(embedded_server)
+    assert not pub.publish(want).changed
+    assert _versions(embedded_server) == before
