@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,8 +11,8 @@ from typing import Any, TypeVar
 import yaml
 from kubernetes import client, config
 
-from snn_dra.driver.checkpoint import CheckpointStore
-from snn_dra.driver.embedded.cluster import EmbeddedCluster
+from snn_dra.driver.checkpoint import FILE_NAME
+from snn_dra.driver.embedded.cluster import ClusterTimeoutError, EmbeddedCluster, wait_until
 from snn_dra.driver.kubejson import KubeJSON, resource_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,15 +34,11 @@ _PLURALS = {
 
 
 def wait_for(predicate: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
-    """Poll a condition (the cluster is asynchronous); fail with ``what`` if it never holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
+    """Poll a condition (the cluster is asynchronous); fail the test naming ``what`` if it never holds."""
+    try:
+        return wait_until(predicate, what, timeout)
+    except ClusterTimeoutError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 class Kube:
@@ -156,9 +151,17 @@ def claims_of(kube: Kube, pod_name: str) -> list[dict[str, Any]]:
 
 
 def checkpoint_claims(cluster: EmbeddedCluster) -> dict[str, Any]:
-    """Checkpoint entries as plain JSON (state, devices) keyed by claim UID."""
-    store = CheckpointStore(cluster.node_dirs(NODE).plugin_dir)
-    return {uid: json.loads(c.model_dump_json(by_alias=True)) for uid, c in store.load().claims.items()}
+    """Checkpoint entries as plain JSON (state, devices) keyed by claim UID, read without side effects.
+
+    ``CheckpointStore.load`` is for the plugin only: under its serialization lock it also clears stale temp
+    files, which from another process would race the plugin's own writes.
+    """
+    path = cluster.node_dirs(NODE).plugin_dir / FILE_NAME
+    try:
+        claims: dict[str, Any] = json.loads(path.read_text())["claims"]
+    except FileNotFoundError:
+        return {}
+    return claims
 
 
 def cdi_specs(cluster: EmbeddedCluster) -> dict[str, dict[str, Any]]:

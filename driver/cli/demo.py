@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -24,12 +24,13 @@ from rich.table import Table
 from snn_dra.driver.cdi import resolve
 from snn_dra.driver.cli.app import app
 from snn_dra.driver.cli.console import output_console
-from snn_dra.driver.embedded.cluster import EmbeddedCluster, PluginStartError
+from snn_dra.driver.embedded.cluster import ClusterTimeoutError, EmbeddedCluster, PluginStartError, wait_until
 from snn_dra.driver.kubejson import KubeJSON, resource_path
 
 T = TypeVar("T")
 
 NODE = "snn-node-0"
+DEMO_TIMEOUT_S = 90.0
 _REPO = Path(__file__).resolve().parents[2]
 _PLURALS = {
     "Namespace": ("", "namespaces", False),
@@ -47,17 +48,6 @@ class DemoError(Exception):
 def _path(kind: str, name: str | None = None, namespace: str | None = None) -> str:
     group, plural, namespaced = _PLURALS[kind]
     return resource_path(group, "v1", plural, name, namespace if namespaced else None)
-
-
-def _wait(what: str, predicate: Callable[[], T | None], timeout: float = 90.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def _demo_documents(deploy: Path) -> list[dict[str, Any]]:
@@ -115,7 +105,11 @@ def run_demo(console: Console, node_config: Path, deploy: Path, profile: str, ke
         kube = KubeJSON(api)
         with _step(console, f"kubelet plugin running on {NODE} with {node_config.name}"):
             cluster.start_plugin(NODE, node_config)
-            _wait("the plugin to register with the kubelet", lambda: cluster.kubelets[NODE].registered_plugins())
+            wait_until(
+                lambda: cluster.kubelets[NODE].registered_plugins(),
+                "the plugin to register with the kubelet",
+                timeout=DEMO_TIMEOUT_S,
+            )
 
         def pool() -> list[dict[str, Any]] | None:
             items: list[dict[str, Any]] = kube.get(_path_slices())["items"]
@@ -127,7 +121,7 @@ def run_demo(console: Console, node_config: Path, deploy: Path, profile: str, ke
             return current if len(current) == current[0]["spec"]["pool"]["resourceSliceCount"] else None
 
         with _step(console, "ResourceSlices published"):
-            slices = _wait("the node's ResourceSlices", pool)
+            slices = wait_until(pool, "the node's ResourceSlices", timeout=DEMO_TIMEOUT_S)
         console.print(_slices_table(slices))
 
         with _step(console, f"DeviceClasses and the demo workloads applied ({deploy / 'demo'})"):
@@ -142,7 +136,7 @@ def run_demo(console: Console, node_config: Path, deploy: Path, profile: str, ke
             return objs if all(_pod_state(p) for p in objs.values()) else None
 
         with _step(console, "pods scheduled, claims allocated and prepared"):
-            states = _wait("every demo pod to run or be reported unschedulable", settled)
+            states = wait_until(settled, "every demo pod to run or be reported unschedulable", timeout=DEMO_TIMEOUT_S)
         _show_pods(console, cluster, kube, states)
 
         if keep:
@@ -160,8 +154,12 @@ def run_demo(console: Console, node_config: Path, deploy: Path, profile: str, ke
             for ns, n in pods:
                 kube.delete(_path("Pod", n, ns))
             cdi_dir = cluster.node_dirs(NODE).cdi_dir
-            _wait("the CDI specs to be removed", lambda: not any(cdi_dir.glob("*.json")))
-            _wait("the generated claims to be deleted", lambda: not kube.get(_path_claims())["items"])
+            wait_until(lambda: not any(cdi_dir.glob("*.json")), "the CDI specs to be removed", timeout=DEMO_TIMEOUT_S)
+            wait_until(
+                lambda: not kube.get(_path_claims())["items"],
+                "the generated claims to be deleted",
+                timeout=DEMO_TIMEOUT_S,
+            )
         api.close()
     finally:
         cluster.stop()
@@ -245,6 +243,6 @@ def demo(
     node_config = node_config or deploy / "node-configs" / "kapoho-point.yaml"
     try:
         run_demo(console, node_config.absolute(), deploy, profile, keep)
-    except (DemoError, PluginStartError) as exc:
+    except (DemoError, PluginStartError, ClusterTimeoutError) as exc:
         console.print(f"[red]demo failed:[/] {exc}")
         raise typer.Exit(1) from None

@@ -19,17 +19,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from snn_dra.api.attributes import DRIVER_NAME
 from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
 from snn_dra.driver.embedded.errors import AlreadyExists
 from snn_dra.driver.embedded.kubelet import KubeletEmulator
 from snn_dra.driver.embedded.scheduler import Scheduler
+
+T = TypeVar("T")
 
 PLUGIN_READY_TIMEOUT_S = 60.0
 STATE_ROOT_ENV = "SNN_DRA_STATE_ROOT"
@@ -62,6 +64,26 @@ class NodeDirs:
     def create(self) -> None:
         for d in (self.registry_dir, self.plugin_dir, self.cdi_dir):
             d.mkdir(parents=True, exist_ok=True, mode=0o750)
+
+
+class ClusterTimeoutError(TimeoutError):
+    """A condition on the cluster did not come true in time; the message names the condition."""
+
+
+def wait_until(predicate: Callable[[], T | None], what: str, timeout: float = 60.0, poll: float = 0.05) -> T:
+    """Poll a condition of the (asynchronous) cluster until it holds; return its value.
+
+    The cluster's pieces (scheduler, kubelets, plugins) react to watch events, so callers wait on the
+    observable outcome rather than sleeping a fixed time.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise ClusterTimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
 
 
 class PluginStartError(RuntimeError):
