@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 
-from snn_dra.driver.embedded.cluster import wait_ready
+from snn_dra.driver.embedded.cluster import stop_process, wait_ready
 from snn_dra.driver.plugin.server import PluginConfig, PluginServer
 from snn_dra.driver.prepare import ClaimResult, PreparedDevice
 
@@ -177,13 +177,5 @@ def _plugin_process(
             proc, Path(parts["dra"]), Path(parts["registration"]), plugin_dir, registry_dir, tmp / "plugin.log"
         )
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        stop_process(proc)
         log.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 import typer
 
 app = typer.Typer(
@@ -15,3 +18,8 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """snn-dra: publish SNN accelerators as DRA devices, prepare claims, run the embedded cluster."""
+
+
+def default_node_name(flag: str | None) -> str:
+    """The node a command describes: ``--node-name``, else ``$NODE_NAME`` (set in the DaemonSet), else the host name."""
+    return flag or os.environ.get("NODE_NAME") or socket.gethostname()

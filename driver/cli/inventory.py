@@ -6,8 +6,6 @@ cores and access paths the driver will work from.
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +17,7 @@ from rich.table import Table
 from snn_dra.driver.backends import BackendError, load_backend, load_node_config
 from snn_dra.driver.backends.base import Access, Chip, Inventory
 from snn_dra.driver.backends.families import CHIP_SPECS
-from snn_dra.driver.cli.app import app
+from snn_dra.driver.cli.app import app, default_node_name
 from snn_dra.driver.cli.console import output_console
 
 
@@ -147,7 +145,7 @@ def inventory(
 ) -> None:
     """Show the chips, usable cores and access paths the backend discovers on this node."""
     err = Console(stderr=True)
-    name = node_name or os.environ.get("NODE_NAME") or socket.gethostname()
+    name = default_node_name(node_name)
     try:
         config = load_node_config(node_config)
         discovered = load_backend(config, name).discover()

@@ -8,8 +8,6 @@ the publisher POSTs, as a kubectl-style ``v1 List``, byte for byte the same for 
 from __future__ import annotations
 
 import json
-import os
-import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +20,7 @@ from rich.table import Table
 
 from snn_dra.api.attributes import DeviceType
 from snn_dra.driver.backends import BackendError, load_backend, load_node_config
-from snn_dra.driver.cli.app import app
+from snn_dra.driver.cli.app import app, default_node_name
 from snn_dra.driver.model import DeviceModelError, build_model
 from snn_dra.driver.slices import build_slices
 from snn_dra.driver.validation.resourceslice import PROFILES, lint_slice, validate_pool, validate_resource_slice
@@ -100,7 +98,7 @@ def slices(
     if profile not in PROFILES:
         err.print(f"[red]error:[/] unknown --profile {escape(profile)}; use one of {', '.join(PROFILES)}")
         raise typer.Exit(code=2)
-    name = node_name or os.environ.get("NODE_NAME") or socket.gethostname()
+    name = default_node_name(node_name)
     try:
         config = load_node_config(node_config)
         inventory = load_backend(config, name).discover()

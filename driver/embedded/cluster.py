@@ -101,17 +101,9 @@ class PluginHandle:
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM (the plugin removes its sockets), then SIGKILL if it does not exit in time."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        code = stop_process(self.proc, timeout)
         self._log.close()
-        return self.proc.returncode
+        return code
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: nothing gets cleaned up."""
@@ -127,6 +119,20 @@ class PluginHandle:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def stop_process(proc: subprocess.Popen[str], timeout: float = 20.0) -> int:
+    """SIGTERM a plugin process (it removes its own sockets), SIGKILL it if it outlives ``timeout``; close stdout."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+    return proc.returncode
 
 
 def plugin_command() -> list[str]:

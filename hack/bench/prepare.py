@@ -95,6 +95,7 @@ def main() -> None:
 
     from snn_dra.api.kubelet.dra.v1 import api_pb2, api_pb2_grpc
     from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
+    from snn_dra.driver.embedded.cluster import stop_process
     from snn_dra.driver.fsutil import atomic_write
 
     work = Path(tempfile.mkdtemp(prefix="snn-pb-", dir="/tmp"))
@@ -189,14 +190,7 @@ def main() -> None:
         )
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout:
-                proc.stdout.close()
+            stop_process(proc)
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
