@@ -73,7 +73,7 @@ def test_file_lock_excludes_a_second_instance_until_released(tmp_path: Path) -> 
     a, b = SerializationLock(tmp_path / "serialize.lock"), SerializationLock(tmp_path / "serialize.lock")
     a.acquire()
     with pytest.raises(LockTimeoutError, match="file lock"):
-        b.acquire(deadline=time.monotonic())  # already passed: must not get in while a holds it
+        b.acquire(deadline=time.monotonic() + 0.05)  # must not get in while a holds it
     a.release()
     b.acquire(deadline=time.monotonic() + 30)
     b.release()
@@ -107,7 +107,7 @@ def test_in_process_lock_has_deadline_too(tmp_path: Path) -> None:
 
     def other() -> None:
         try:
-            lock.acquire(deadline=time.monotonic())
+            lock.acquire(deadline=time.monotonic() + 0.05)
         except LockTimeoutError as exc:
             result.append(exc)
 

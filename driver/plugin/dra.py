@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,10 @@ _request_ids = itertools.count(1)
 """Process-wide, like the Go library's requestID, so log lines of one call can be grepped together."""
 
 T = TypeVar("T")
+
+
+class CallExpiredError(TimeoutError):
+    """The caller's deadline passed (or it cancelled) before the work started; answered DEADLINE_EXCEEDED."""
 
 
 def base_request_names(requests: Sequence[str]) -> list[str]:
@@ -69,18 +74,36 @@ class ClaimService:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    async def _locked(self, context: Any, fn: Callable[[], T]) -> T:
+    async def _run(self, context: Any, fn: Callable[[], T], *, locked: bool) -> T:
+        """Run ``fn`` in a worker thread, under the lock if ``locked``, only while the caller still waits.
+
+        The deadline and cancellation are checked when the worker picks the job up (it may have queued
+        behind busy workers), and again once the lock is held: a call whose kubelet has given up must not
+        change the node's state after the fact. A missed deadline raises :class:`CallExpiredError`.
+        """
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
+        gone = threading.Event()
+
+        def check(where: str) -> None:
+            if gone.is_set():
+                raise CallExpiredError(f"the caller cancelled the call {where}; nothing was done")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise CallExpiredError(f"the call's deadline passed {where}; nothing was done")
 
         def run() -> T:
+            check("while it waited for a worker")
+            if not locked:
+                return fn()
             with self._lock.hold(deadline):
+                check("while it waited for the serialization lock")
                 return fn()
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
-
-    async def _unlocked(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        except asyncio.CancelledError:
+            gone.set()
+            raise
 
     async def _prepare_claims(
         self, rid: int, method: str, context: Any, claims: list[ClaimRef]
@@ -140,14 +163,14 @@ class ClaimService:
 
     async def _call(self, rid: int, method: str, context: Any, fn: Callable[[], T], *, locked: bool = True) -> T:
         try:
-            return await (self._locked(context, fn) if locked else self._unlocked(fn))
-        except LockTimeoutError as exc:
+            return await self._run(context, fn, locked=locked)
+        except (LockTimeoutError, CallExpiredError) as exc:
             log.warning("rid=%d %s: %s", rid, method, exc)
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"{method}: {exc}")
             raise  # abort raises; this keeps type checkers and readers sure we never fall through
         except asyncio.CancelledError:
-            log.warning("rid=%d %s cancelled (caller gone or deadline passed); the call finishes in the background",
-                        rid, method)  # fmt: skip
+            log.warning("rid=%d %s cancelled (caller gone or deadline passed); a job not yet started is dropped, "
+                        "one already running finishes", rid, method)  # fmt: skip
             raise
         except Exception as exc:
             log.exception("rid=%d %s failed", rid, method)

@@ -65,6 +65,13 @@ class SerializationLock:
             delay = min(delay * 2, 0.05)
 
     def acquire(self, deadline: float | None = None) -> None:
+        """Take both locks before ``deadline``; a deadline already passed fails even when the lock is free.
+
+        (A zero timeout would otherwise make a non-blocking attempt that succeeds, and a call whose caller
+        has given up would still run.)
+        """
+        if deadline is not None and deadline <= time.monotonic():
+            raise LockTimeoutError("the call's deadline passed before the lock was tried")
         timeout = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
         if not self._mutex.acquire(timeout=timeout):
             raise LockTimeoutError("timed out waiting for another Prepare/Unprepare call in this process")
