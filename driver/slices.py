@@ -2,8 +2,8 @@
 
 **What each device carries.** Every device, whatever its type, has the same attribute names (so a
 selector never hits a missing key, which would abort scheduling rather than skip the device):
-``type family model chipID chipSerial boardID systemID chipX chipY chipZ hopsToHost coreCount coreX
-coreY coreWidth coreHeight version``. Routers and queues describe the whole core mesh they serve.
+``type family model chipID chipSerial boardID systemID chipX chipY chipZ chipRegion hopsToHost coreCount
+coreX coreY coreWidth coreHeight version``. Routers and queues describe the whole core mesh they serve.
 ``hopsToHost`` counts X-Y hops from the device's origin core to the chip's host port plus the chip's
 own distance to the host (``topology.py``). PCIe families (Akida) also carry the standard
 ``resource.kubernetes.io/pciBusID`` (and ``pcieRoot`` when discovery reports it) on every device;
@@ -42,7 +42,7 @@ from snn_dra.api import attributes as attr
 from snn_dra.api.attributes import DRIVER_NAME, DeviceType
 from snn_dra.driver.backends.base import Chip
 from snn_dra.driver.model import CounterSet, DeviceModel, DeviceModelError, ModelDevice
-from snn_dra.driver.topology import hops_to_host
+from snn_dra.driver.topology import chip_region, hops_to_host
 from snn_dra.driver.validation.common import dns1123_subdomain_problems
 
 API_VERSION: Final = "resource.k8s.io/v1"
@@ -146,6 +146,7 @@ def _chip_attributes(chip: Chip, cache: RenderCache) -> dict[str, dict[str, Any]
         attr.CHIP_X: leaf("int", x),
         attr.CHIP_Y: leaf("int", y),
         attr.CHIP_Z: leaf("int", z),
+        attr.CHIP_REGION: leaf("int", chip_region(chip.mesh)),
         attr.VERSION: leaf("version", _check_string(chip.firmware_version, f"chip {chip.id}: firmware version")),
     }
     if chip.pci_bus_id is not None:

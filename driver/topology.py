@@ -52,6 +52,20 @@ def hops_between(chip_a: Chip, core_a: tuple[int, int], chip_b: Chip, core_b: tu
     return core_hops(core_a, HOST_PORT) + chip_hops(chip_a.mesh, chip_b.mesh) + core_hops(HOST_PORT, core_b)
 
 
+REGION_SIDE: Final = 2
+"""Chips per side of a chip region (a 2x2 block of one mesh layer)."""
+
+
+def chip_region(mesh: tuple[int, int, int]) -> int:
+    """Index of the 2x2 block of one mesh layer that holds a chip, unique within its board.
+
+    Chips of one region are at most two chip-to-chip hops apart, so ``matchAttribute`` on the published
+    ``chipRegion`` (with ``boardID``) keeps stages of a split model near each other when one chip is too small.
+    """
+    x, y, z = mesh
+    return (z * 1024 + y // REGION_SIDE) * 1024 + x // REGION_SIDE
+
+
 def chip_locality_key(chip: Chip) -> tuple[str, str, int, int, int]:
     """Sort key that keeps chips of one board and neighbouring mesh positions next to each other.
 

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 NODE_CONFIGS = sorted((REPO / "deploy" / "node-configs").glob("*.yaml"))
 ALL = [DeviceType.CHIP, DeviceType.CORE_GROUP, DeviceType.NEURON_CORE, DeviceType.SPIKE_ROUTER, DeviceType.EVENT_QUEUE]
 UNIFORM_ATTRIBUTES = {
-    "type", "family", "model", "chipID", "chipSerial", "boardID", "systemID", "chipX", "chipY", "chipZ",
+    "type", "family", "model", "chipID", "chipSerial", "boardID", "systemID", "chipX", "chipY", "chipZ", "chipRegion",
     "hopsToHost", "coreCount", "coreX", "coreY", "coreWidth", "coreHeight", "version",
 }  # fmt: skip
 
@@ -292,12 +292,12 @@ def test_prefix_widens_past_0xfffff_slices() -> None:
 
 
 def test_device_over_the_attribute_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The published set has 17-19 attributes + up to 4 capacities; lower the limit to prove the guard names both.
+    # The published set has 18-20 attributes + up to 4 capacities; lower the limit to prove the guard names both.
     import snn_dra.driver.slices as slices_module
 
-    monkeypatch.setattr(slices_module, "MAX_ATTRIBUTES_AND_CAPACITIES", 20)
+    monkeypatch.setattr(slices_module, "MAX_ATTRIBUTES_AND_CAPACITIES", 21)
     model = build_model(family_inventory("loihi2", 1), PublishConfig(levels=[DeviceType.CHIP]))
-    with pytest.raises(SliceBuildError, match=r"device b0-c0 has 21 attributes and capacities; .* at most 20"):
+    with pytest.raises(SliceBuildError, match=r"device b0-c0 has 22 attributes and capacities; .* at most 21"):
         build_slices(model, "n")
 
 
