@@ -43,7 +43,9 @@ rest of the batch proceeds. Only a failing checkpoint write fails the new claims
 
 **Fault-injection steps** (``fault_hook(step)`` is called at each; a test hook may SIGKILL the process):
 :data:`FAULT_STEPS`. :func:`fault_hook_from_env` builds the hook that kills the process at the step named in
-``$SNN_DRA_FAULT_STEP``.
+``$SNN_DRA_FAULT_STEP``, but only when the process was also started with the hidden ``--fault-injection``
+flag: an environment variable alone (inherited, or set by anyone who can edit the DaemonSet's env) must never
+be able to make a production plugin kill itself in the middle of a prepare.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ from snn_dra.driver.fsutil import fsync_dir
 from snn_dra.driver.model import ModelDevice
 
 __all__ = [
+    "FAULT_INJECTION_FLAG",
     "FAULT_STEPS",
     "FAULT_STEP_ENV",
     "ClaimRef",
@@ -122,14 +125,26 @@ DeviceLookup = Callable[[str], ModelDevice | None]
 FAULT_STEP_ENV: Final = "SNN_DRA_FAULT_STEP"
 
 
-def fault_hook_from_env(environ: Mapping[str, str] | None = None) -> FaultHook | None:
+FAULT_INJECTION_FLAG: Final = "--fault-injection"
+"""The hidden ``kubelet-plugin`` flag that, together with ``$SNN_DRA_FAULT_STEP``, arms the hook (tests only)."""
+
+
+def fault_hook_from_env(environ: Mapping[str, str] | None = None, *, enabled: bool) -> FaultHook | None:
     """A hook that SIGKILLs this process at the step named in ``$SNN_DRA_FAULT_STEP`` (fault tests only).
 
-    Returns None when the variable is unset or empty; an unknown step name is a ``ValueError`` listing
-    the valid ones, so a typo in a fault test cannot silently test nothing.
+    ``enabled`` is the explicit opt-in (the hidden :data:`FAULT_INJECTION_FLAG`): without it the variable is
+    ignored with a warning, so no environment alone can arm the hook. Returns None when not enabled or the
+    variable is unset or empty; an unknown step name is a ``ValueError`` listing the valid ones, so a typo in
+    a fault test cannot silently test nothing.
     """
     step = (os.environ if environ is None else environ).get(FAULT_STEP_ENV, "")
     if not step:
+        return None
+    if not enabled:
+        log.warning(
+            "%s=%s is set but ignored: fault injection is for tests and needs the %s flag as well",
+            FAULT_STEP_ENV, step, FAULT_INJECTION_FLAG,
+        )  # fmt: skip
         return None
     if step not in FAULT_STEPS:
         raise ValueError(f"{FAULT_STEP_ENV}={step!r} is not a fault step; valid steps: {', '.join(FAULT_STEPS)}")

@@ -97,7 +97,7 @@ def pool_published(kube: Kube) -> list[dict[str, Any]] | None:
 
 @contextlib.contextmanager
 def running_cluster(
-    node_config: Path = AKIDA, env: Mapping[str, str] | None = None
+    node_config: Path = AKIDA, env: Mapping[str, str] | None = None, plugin_args: tuple[str, ...] = ()
 ) -> Iterator[tuple[EmbeddedCluster, Kube]]:
     """A cluster with the plugin published on node snn-node-0, device classes and a test namespace.
 
@@ -105,7 +105,7 @@ def running_cluster(
     ``EmbeddedCluster.stop`` removes.
     """
     with EmbeddedCluster(nodes=(NODE,)) as cluster, kube_for(cluster) as kube:
-        cluster.start_plugin(NODE, node_config, env=env)
+        cluster.start_plugin(NODE, node_config, *plugin_args, env=env)
         kube.apply_file(DEVICE_CLASSES)
         kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         wait_for(lambda: pool_published(kube), "the plugin to publish its pool")

@@ -29,15 +29,15 @@ from cluster_support import (
 from snn_dra.driver.cdi import resolve
 from snn_dra.driver.embedded.cluster import EmbeddedCluster
 from snn_dra.driver.embedded.kubelet import KubeletEmulator
-from snn_dra.driver.prepare import FAULT_STEP_ENV, FAULT_STEPS
+from snn_dra.driver.prepare import FAULT_INJECTION_FLAG, FAULT_STEP_ENV, FAULT_STEPS
 
 PREPARE_STEPS = [s for s in FAULT_STEPS if not s.startswith(("unprepare", "rollback"))]
 UNPREPARE_STEPS = [s for s in FAULT_STEPS if s.startswith("unprepare")]
 
 
-def _restart_plugin(cluster: EmbeddedCluster, env: dict[str, str] | None = None) -> None:
+def _restart_plugin(cluster: EmbeddedCluster, *args: str, env: dict[str, str] | None = None) -> None:
     cluster.plugins[NODE].stop()
-    cluster.start_plugin(NODE, AKIDA, env=env)
+    cluster.start_plugin(NODE, AKIDA, *args, env=env)
 
 
 def _two_claim_pod(kube: Any) -> None:
@@ -65,7 +65,7 @@ def _assert_prepared_exactly_once(cluster: EmbeddedCluster, kube: Any) -> None:
 @pytest.mark.parametrize("step", PREPARE_STEPS)
 @pytest.mark.parametrize("wipe_cdi", [False, True], ids=["keep-cdi", "wipe-cdi"])
 def test_sigkill_during_prepare_then_restart(step: str, wipe_cdi: bool) -> None:
-    with running_cluster(env={FAULT_STEP_ENV: step}) as (cluster, kube):
+    with running_cluster(env={FAULT_STEP_ENV: step}, plugin_args=(FAULT_INJECTION_FLAG,)) as (cluster, kube):
         handle = cluster.plugins[NODE]
         _two_claim_pod(kube)
         assert handle.proc.wait(timeout=60) == -9, f"the plugin should have been killed at {step}"
@@ -100,7 +100,7 @@ def test_sigkill_during_unprepare_then_restart(step: str) -> None:
     with running_cluster() as (cluster, kube):
         _two_claim_pod(kube)
         wait_for(lambda: pod_running(kube, "job"), "the pod to run")
-        _restart_plugin(cluster, env={FAULT_STEP_ENV: step})
+        _restart_plugin(cluster, FAULT_INJECTION_FLAG, env={FAULT_STEP_ENV: step})
         handle = cluster.plugins[NODE]
         kube.delete("Pod", "job", NAMESPACE)
         assert handle.proc.wait(timeout=60) == -9, f"the plugin should have been killed at {step}"
@@ -109,3 +109,13 @@ def test_sigkill_during_unprepare_then_restart(step: str) -> None:
         wait_for(lambda: not cdi_specs(cluster), f"CDI specs to be gone after a crash at {step}")
         wait_for(lambda: not checkpoint_claims(cluster), f"the checkpoint to be empty after a crash at {step}")
         wait_for(lambda: not cluster.kubelets[NODE].prepared_claims(), "the kubelet to see both claims unprepared")
+
+
+def test_the_fault_variable_alone_cannot_arm_the_hook() -> None:
+    """A production process (no hidden flag) ignores $SNN_DRA_FAULT_STEP: it prepares and keeps running."""
+    with running_cluster(env={FAULT_STEP_ENV: "after_cdi_written"}) as (cluster, kube):
+        _two_claim_pod(kube)
+        wait_for(lambda: pod_running(kube, "job"), "the pod to run although the fault variable is set")
+        assert cluster.plugins[NODE].proc.poll() is None, "the plugin died: the variable alone armed the hook"
+        _assert_prepared_exactly_once(cluster, kube)
+        assert "is set but ignored" in cluster.plugins[NODE].log_path.read_text()

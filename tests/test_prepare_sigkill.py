@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from prepare_helpers import FakeClaimSource, assert_specs_valid, claim, make_preparer, ref, result
 
-from snn_dra.driver.prepare import FAULT_STEP_ENV, FAULT_STEPS, fault_hook_from_env
+from snn_dra.driver.cli import app
+from snn_dra.driver.prepare import FAULT_INJECTION_FLAG, FAULT_STEP_ENV, FAULT_STEPS, fault_hook_from_env
 
 HERE = Path(__file__).resolve().parent
 
@@ -23,7 +25,7 @@ from snn_dra.driver.prepare import fault_hook_from_env
 from pathlib import Path
 tmp, action = Path(sys.argv[1]), sys.argv[2]
 c = json.loads((tmp / "claim.json").read_text())
-p = make_preparer(tmp, FakeClaimSource(c), hook=fault_hook_from_env())
+p = make_preparer(tmp, FakeClaimSource(c), hook=fault_hook_from_env(enabled=True))
 out = p.prepare([ref(c)]) if action == "prepare" else p.unprepare([ref(c)])
 print("finished")
 """
@@ -70,10 +72,27 @@ def test_sigkill_at_step_then_recover(tmp_path: Path, action: str, step: str) ->
 
 
 def test_fault_hook_from_env() -> None:
-    assert fault_hook_from_env({}) is None
-    assert fault_hook_from_env({FAULT_STEP_ENV: ""}) is None
-    hook = fault_hook_from_env({FAULT_STEP_ENV: "after_cdi_written"})
+    assert fault_hook_from_env({}, enabled=True) is None
+    assert fault_hook_from_env({FAULT_STEP_ENV: ""}, enabled=True) is None
+    hook = fault_hook_from_env({FAULT_STEP_ENV: "after_cdi_written"}, enabled=True)
     assert hook is not None
     hook("before_checkpoint_started")  # other steps pass through
     with pytest.raises(ValueError, match="after_cdi_writen.*valid steps: " + FAULT_STEPS[0]):
-        fault_hook_from_env({FAULT_STEP_ENV: "after_cdi_writen"})
+        fault_hook_from_env({FAULT_STEP_ENV: "after_cdi_writen"}, enabled=True)
+
+
+def test_the_variable_alone_arms_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """Without the explicit opt-in (the hidden --fault-injection flag) the variable is ignored, loudly."""
+    assert fault_hook_from_env({FAULT_STEP_ENV: "after_cdi_written"}, enabled=False) is None
+    assert any(FAULT_INJECTION_FLAG in r.getMessage() and "ignored" in r.getMessage() for r in caplog.records)
+
+
+def test_the_flag_is_hidden_and_parsed() -> None:
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    command = group.get_command(typer.Context(group), "kubelet-plugin")
+    assert command is not None
+    [option] = [p for p in command.params if FAULT_INJECTION_FLAG in getattr(p, "opts", [])]
+    assert getattr(option, "hidden", False) is True
+    assert command.make_context("kubelet-plugin", ["--node-name=n"]).params["fault_injection"] is False
+    assert command.make_context("kubelet-plugin", [FAULT_INJECTION_FLAG]).params["fault_injection"] is True

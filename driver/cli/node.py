@@ -28,7 +28,7 @@ from snn_dra.driver.kubejson import KubeJSON
 from snn_dra.driver.model import ModelDevice
 from snn_dra.driver.plugin.preparer import ClaimResultLike
 from snn_dra.driver.plugin.server import PluginServer
-from snn_dra.driver.prepare import FetchedClaims, Preparer, fault_hook_from_env
+from snn_dra.driver.prepare import FaultHook, FetchedClaims, Preparer
 from snn_dra.driver.publisher import PublishResult, SlicePublisher
 from snn_dra.driver.telemetry import DriverMetrics
 
@@ -70,6 +70,7 @@ class NodeDriver:
         state_dir: Path,
         metrics: DriverMetrics | None = None,
         backend: Backend | None = None,
+        fault_hook: FaultHook | None = None,
     ) -> None:
         self.node_name = node_name
         self.node_config = node_config
@@ -103,7 +104,7 @@ class NodeDriver:
             cdi_dir=cdi_dir,
             state_dir=state_dir,
             claims=KubeClaimSource(api_client),
-            fault_hook=fault_hook_from_env(),
+            fault_hook=fault_hook,
         )
 
     # --- lookups the preparer and the health stream use ------------------------------------------

@@ -25,6 +25,7 @@ from snn_dra.driver.plugin.health import DEFAULT_INTERVAL_SECONDS, HealthProvide
 from snn_dra.driver.plugin.preparer import Preparer
 from snn_dra.driver.plugin.server import BackgroundTask, PluginConfig, PluginServer
 from snn_dra.driver.plugin.sockets import DEFAULT_PLUGIN_DIR, DEFAULT_REGISTRY_DIR, DRIVER_NAME, SocketPathError
+from snn_dra.driver.prepare import fault_hook_from_env
 from snn_dra.driver.telemetry import setup_metrics
 
 log = logging.getLogger("snn_dra.cli.plugin")
@@ -47,6 +48,8 @@ class PluginOptions:
     health_interval: float
     metrics_port: int = -1
     """-1: no metrics; 0: any free port; else the port serving /metrics."""
+    fault_injection: bool = False
+    """Tests only: arm the SIGKILL hook named by ``$SNN_DRA_FAULT_STEP`` (both are needed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ def build_wiring(options: PluginOptions) -> PluginWiring:
             cdi_dir=options.cdi_dir,
             state_dir=options.plugin_dir,
             metrics=metrics,
+            fault_hook=fault_hook_from_env(enabled=options.fault_injection),
         )
     except (BackendError, DeviceModelError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--node-config") from exc
@@ -122,6 +126,14 @@ def kubelet_plugin(
         int, typer.Option(min=-1, help="Port for Prometheus /metrics (-1: off, 0: any free port).")
     ] = -1,
     log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
+    fault_injection: Annotated[
+        bool,
+        typer.Option(
+            "--fault-injection",
+            hidden=True,
+            help="Tests only: SIGKILL at the prepare step named in $SNN_DRA_FAULT_STEP (both are needed).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the DRA kubelet plugin: DRA service on <plugin-dir>/dra.sock, then registration in <registry-dir>."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -142,6 +154,7 @@ def kubelet_plugin(
         pod_uid=pod_uid or None,
         health_interval=health_interval,
         metrics_port=metrics_port,
+        fault_injection=fault_injection,
     )
     wiring = build_wiring(options)
     config = PluginConfig(
