@@ -6,15 +6,7 @@ from collections import Counter
 from typing import Any
 
 from e2e import kube
-from snn_dra.driver.backends import load_backend, parse_node_config
-from snn_dra.driver.model import build_model
-
-
-def expected_types(node_config: dict[str, Any], node: str) -> Counter[str]:
-    """Device counts per type that the project's own model derives from the mounted node config."""
-    config = parse_node_config(node_config, "deploy/overlays/kind/node-config.yaml")
-    model = build_model(load_backend(config, node).discover(), config.publish)
-    return Counter(str(d.type) for d in model.devices)
+from e2e.model import expected_types
 
 
 def test_every_node_publishes_the_devices_of_its_node_config(node_config: dict[str, Any]) -> None:

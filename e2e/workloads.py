@@ -26,8 +26,9 @@ def workload_pod(
     """A pod that holds its claims and sleeps; ``claims`` maps pod claim name -> template name.
 
     ``containers`` maps container name -> [(pod claim, request or None)]; by default one container uses
-    every claim. The driver image is the workload image because kind already has it.
+    every claim. The driver image is the workload image because every node already has it.
     """
+    image, pull_policy = kube.workload_image()
     if containers is None:
         containers = {"job": [(c, None) for c in claims]}
     spec: dict[str, Any] = {
@@ -35,8 +36,8 @@ def workload_pod(
         "containers": [
             {
                 "name": cname,
-                "image": kube.IMAGE,
-                "imagePullPolicy": "IfNotPresent",
+                "image": image,
+                "imagePullPolicy": pull_policy,
                 "command": ["sleep", "infinity"],
                 "resources": {"claims": [{"name": c} if r is None else {"name": c, "request": r} for c, r in uses]},
             }
