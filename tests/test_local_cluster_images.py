@@ -260,3 +260,40 @@ def test_pause_stays_until_told_to_stop(pause_binary: Path, signo: signal.Signal
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _wait_for(what: str, predicate: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_pause_as_pid_1_reaps_orphans(pause_binary: Path) -> None:
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("nsenter")):
+        pytest.skip("needs root and util-linux's unshare/nsenter to give pause a PID namespace of its own")
+    # pause becomes PID 1 of a new PID namespace, as in a pod sandbox; an orphan started inside is reparented to it.
+    wrapper = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", str(pause_binary)])
+    try:
+        _wait_for("pause to start", lambda: len(_children(wrapper.pid)) == 1)
+        [pause] = _children(wrapper.pid)
+        wanted = 1 << (signal.SIGCHLD - 1)
+        _wait_for("pause's SIGCHLD handler", lambda: _caught_signals(pause) & wanted)
+        subprocess.run(
+            ["nsenter", "--target", str(pause), "--pid", "--", "sh", "-c", "sleep 60 >/dev/null 2>&1 &"], check=True
+        )
+        _wait_for("the orphan to be reparented to pause", lambda: len(_children(pause)) == 1)
+        [orphan] = _children(pause)
+        os.kill(orphan, signal.SIGKILL)
+        # A zombie keeps its /proc entry until its parent reaps it.
+        _wait_for(f"pause to reap the killed orphan {orphan}", lambda: not Path(f"/proc/{orphan}").exists())
+        os.kill(pause, signal.SIGTERM)
+        assert wrapper.wait(timeout=10) == 0
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+            wrapper.wait()
