@@ -52,8 +52,9 @@ pytestmark = [
 BASE = "deploy/base"
 KIND = "deploy/overlays/kind"
 PRODUCTION = "deploy/overlays/production"
+LOCAL = "deploy/overlays/local"
 DEMO = "deploy/demo"
-KUSTOMIZATIONS = (BASE, KIND, PRODUCTION, DEMO)
+KUSTOMIZATIONS = (BASE, KIND, PRODUCTION, LOCAL, DEMO)
 DRIVER_OVERLAYS = (KIND, PRODUCTION)
 VERSIONS = ("1.34", "1.35", "1.36", "1.37")
 SCRIPTS = ("hack/kind-up.sh", "hack/build-image.sh", "hack/kind-demo.sh")
@@ -357,15 +358,18 @@ def test_daemonset_supports_seamless_upgrades_and_runs_everywhere(kustomization:
     assert plugin_container(objects)["resources"]["requests"]
 
 
-def test_kind_overlay_uses_the_locally_loaded_dev_image_and_the_example_node_config() -> None:
-    objects = render(KIND)
+@pytest.mark.parametrize(("overlay", "pull_policy"), [(KIND, "IfNotPresent"), (LOCAL, "Never")])
+def test_dev_overlays_use_the_locally_loaded_dev_image_and_the_example_node_config(
+    overlay: str, pull_policy: str
+) -> None:
+    objects = render(overlay)
     container = plugin_container(objects)
     assert container["image"] == "ghcr.io/snn-dra/snn-dra:dev"
-    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["imagePullPolicy"] == pull_policy
     [config_map] = of_kind(objects, "ConfigMap")
     text = config_map["data"]["node-config.yaml"]
     assert text == (REPO / "deploy/node-configs/kapoho-point.yaml").read_text(), (
-        "deploy/overlays/kind/node-config.yaml differs from deploy/node-configs/kapoho-point.yaml; copy it again"
+        f"{overlay}/node-config.yaml differs from deploy/node-configs/kapoho-point.yaml; copy it again"
     )
     assert NodeConfig.model_validate(yaml.safe_load(text)).backend == "simulated"
 
