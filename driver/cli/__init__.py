@@ -11,6 +11,7 @@ from snn_dra.driver.cli import demo as _demo  # noqa: F401
 from snn_dra.driver.cli import inventory as _inventory  # noqa: F401
 from snn_dra.driver.cli import plugin as _plugin  # noqa: F401
 from snn_dra.driver.cli import slices as _slices  # noqa: F401
+from snn_dra.driver.cli import split as _split  # noqa: F401
 from snn_dra.driver.cli.app import app
 
 
