@@ -1,17 +1,24 @@
 """The checkpoint store: prepared claims on disk, written so a kill at any instruction loses nothing.
 
 Every save replaces ``checkpoint.json`` atomically (temp + fsync + rename + directory fsync, mode 0600)
-and first hard-links the outgoing file to ``checkpoint.json.prev``: one good generation is always kept.
-The PrepareStarted write may skip the fsyncs (``durable=False``): a process kill cannot lose it (the rename
-is atomic), and after a power loss the boot id changes and every started claim is rolled back anyway.
+and first hard-links the outgoing file to ``checkpoint.json.prev``. The PrepareStarted write may skip the
+fsyncs (``durable=False``): a process kill cannot lose it (the rename is atomic), and after a power loss the
+boot id changes and every started claim is rolled back anyway.
 
-Corruption is handled in two layers, so one bad byte does not forget every prepared claim:
-* the file does not parse or has a foreign header/version: it is moved to ``checkpoint.json.corrupt-<ts>``
-  and the previous generation is loaded instead (or nothing, if that is bad too);
-* a single claim entry fails validation (including a CDI spec the driver would refuse to write): only that
-  entry is dropped; a copy of the file is kept as
-  ``checkpoint.json.corrupt-<ts>`` for inspection.
-Each problem is logged at ERROR with the path, what is wrong and what to do, and returned to the caller.
+Damage is reported, never silently repaired, because the checkpoint is what keeps one device from being
+handed to two claims:
+
+* the file is missing while a previous generation exists, empty, unreadable, not JSON, or has a foreign
+  header: it is moved to ``checkpoint.json.corrupt-<ts>`` and the load is **untrusted**
+  (``LoadedCheckpoint.trusted`` False). The previous generation's entries are returned as *evidence*, not as
+  the state: it predates the last save, so a claim it shows as PrepareStarted may since have completed and
+  been handed to the kubelet. The caller (``prepare.py``) must hold such claims, not roll them back;
+* a single claim entry fails validation: only that entry is dropped (its UID is listed in ``lost`` so the
+  caller can recover it from its CDI spec); a copy of the file is kept as ``checkpoint.json.corrupt-<ts>``.
+
+Schema versions (``snn_dra.api.checkpoint``): every known version is read; a newer one is read tolerantly
+(unknown fields kept, an unknown state read as Recovered); a save writes the lowest version that holds the
+content. Each problem is logged at ERROR with the path, what is wrong and what to do, and returned.
 
 The kernel boot id is stored in the file; a different boot id at load means the node rebooted.
 """
@@ -31,7 +38,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from snn_dra.api.cdi import CdiSpec
-from snn_dra.api.checkpoint import CHECKPOINT_VERSION, Checkpoint, CheckpointClaim
+from snn_dra.api.checkpoint import CHECKPOINT_VERSION, Checkpoint, CheckpointClaim, ClaimState, version_for
 from snn_dra.driver.cdi import spec_file_name
 from snn_dra.driver.claims import ClaimRef, check_ref
 from snn_dra.driver.fsutil import atomic_write, remove_stale_temps
@@ -50,6 +57,13 @@ class LoadedCheckpoint:
     boot_id: str
     """Boot id recorded in the file ("" if none or first start)."""
     problems: list[str] = field(default_factory=list)
+    trusted: bool = True
+    """False when the current file could not be used: ``claims`` then come from the previous generation
+    (or nothing) and are evidence of what may be held, not the state to restore."""
+    lost: set[str] = field(default_factory=set)
+    """UIDs of entries that were present but invalid (dropped): their claims may still hold devices."""
+    version: int = 1
+    """Schema version of the file that was read."""
 
 
 def read_boot_id(path: str | Path) -> str:
@@ -81,35 +95,53 @@ class CheckpointStore:
 
     def _parse(self, path: Path) -> tuple[Checkpoint | None, str]:
         try:
-            raw = json.loads(path.read_bytes())
+            data = path.read_bytes()
         except FileNotFoundError:
             return None, "missing"
-        except (OSError, ValueError) as exc:
-            return None, f"not valid JSON ({exc})"
-        if isinstance(raw, Mapping) and raw.get("version") not in (None, CHECKPOINT_VERSION):
-            return None, f"version {raw.get('version')!r} is not the supported version {CHECKPOINT_VERSION}"
+        except OSError as exc:
+            return None, f"unreadable ({type(exc).__name__}: {exc.strerror or exc})"
+        if not data.strip():
+            return None, "empty (0 bytes of JSON)" if not data else "empty (only whitespace)"
         try:
-            return Checkpoint.model_validate(raw), ""
+            raw = json.loads(data)
+        except ValueError as exc:
+            return None, f"not valid JSON ({exc})"
+        if not isinstance(raw, Mapping):
+            return None, f"not a JSON object but {type(raw).__name__}"
+        try:
+            ckpt = Checkpoint.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"]) or "<top level>"
             return None, f"header invalid at {where}: {first['msg']}"
+        if ckpt.version > CHECKPOINT_VERSION:
+            log.info(
+                "checkpoint %s has version %d, newer than this plugin's %d (a rolling update): reading the "
+                "fields this version knows and keeping the others",
+                path, ckpt.version, CHECKPOINT_VERSION,
+            )  # fmt: skip
+        return ckpt, ""
 
-    def _entries(self, ckpt: Checkpoint, problems: list[str], source: Path) -> dict[str, CheckpointClaim]:
+    def _entries(
+        self, ckpt: Checkpoint, problems: list[str], source: Path, lost: set[str]
+    ) -> dict[str, CheckpointClaim]:
         claims: dict[str, CheckpointClaim] = {}
         for uid, raw in ckpt.claims.items():
+            raw = _upgrade_entry(raw, ckpt.version, source)
             try:
                 entry = CheckpointClaim.model_validate(raw)
             except ValidationError as exc:
                 first = exc.errors(include_url=False)[0]
                 where = ".".join(str(p) for p in first["loc"])
                 problems.append(f"claim entry {uid!r} in {source} is invalid at {where}: {first['msg']}; dropped")
+                lost.add(uid)
                 continue
             ref_error = check_ref(ClaimRef(entry.namespace, entry.name, entry.uid))
             if entry.uid != uid or ref_error or entry.cdi_spec_file != _safe_spec_name(uid):
                 problems.append(
                     f"claim entry {uid!r} in {source} has an inconsistent uid, reference or CDI file name; dropped"
                 )
+                lost.add(uid)
                 continue
             spec_problem = _spec_problem(entry.cdi_spec)
             if spec_problem:
@@ -118,45 +150,61 @@ class CheckpointStore:
                     f"cannot write ({spec_problem}); dropped. The claim is prepared afresh on the kubelet's next "
                     f"Prepare; if its pod still runs, delete the pod so the claim is prepared again"
                 )
+                lost.add(uid)
                 continue
             claims[uid] = entry
         return claims
 
     def load(self) -> LoadedCheckpoint:
-        """Read the checkpoint, recovering what can be recovered; never raises for bad content."""
+        """Read the checkpoint and report what cannot be trusted; never raises for bad content."""
         if self.dir.is_dir():
             remove_stale_temps(self.dir, FILE_NAME)
         problems: list[str] = []
+        lost: set[str] = set()
         ckpt, why = self._parse(self.path)
         source = self.path
-        if ckpt is None and why == "missing":
-            return LoadedCheckpoint({}, "")
+        trusted = True
+        if ckpt is None and why == "missing" and not self.prev_path.exists():
+            return LoadedCheckpoint({}, "")  # first start
         if ckpt is None:
-            aside = self._aside()
-            self.path.replace(aside)
+            trusted = False
+            moved = ""
+            if why != "missing":
+                aside = self._aside()
+                try:
+                    self.path.replace(aside)
+                    moved = f" Moved it to {aside}."
+                except OSError as exc:
+                    moved = f" It could not be moved aside ({exc.strerror or exc})."
+            else:
+                why = f"missing although the previous generation {self.prev_path} exists"
             prev, prev_why = self._parse(self.prev_path)
             if prev is not None:
-                outcome = f"recovered {len(prev.claims)} claim(s) from the previous generation {self.prev_path}"
+                outcome = (
+                    f"the previous generation {self.prev_path} ({len(prev.claims)} claim(s)) predates the last save, "
+                    "so its claims are held as evidence, not restored as they were"
+                )
                 ckpt, source = prev, self.prev_path
             else:
-                outcome = f"the previous generation is unusable too ({prev_why}); starting with no prepared claims"
+                outcome = f"the previous generation is unusable too ({prev_why})"
             problems.append(
-                f"checkpoint {self.path} is corrupt: {why}. Moved it to {aside}; {outcome}. Claims not recovered "
-                "are prepared again when the kubelet retries; check the disk and remove the .corrupt file when done."
+                f"checkpoint {self.path} is corrupt: {why}.{moved} The prepare state cannot be trusted: {outcome}. "
+                "Check the disk; remove the .corrupt file when done."
             )
         claims: dict[str, CheckpointClaim] = {}
         boot_id = ""
+        version = 1
         if ckpt is not None:
-            boot_id = ckpt.boot_id
+            boot_id, version = ckpt.boot_id, ckpt.version
             before = len(problems)
-            claims = self._entries(ckpt, problems, source)
+            claims = self._entries(ckpt, problems, source, lost)
             if len(problems) > before and source == self.path:
                 aside = self._aside()
                 shutil.copy2(self.path, aside)
                 problems.append(f"a copy of {self.path} with the bad entries is kept at {aside}")
         for p in problems:
             log.error("%s", p)
-        return LoadedCheckpoint(claims, boot_id, problems)
+        return LoadedCheckpoint(claims, boot_id, problems, trusted=trusted, lost=lost, version=version)
 
     def save(self, claims: Mapping[str, CheckpointClaim], *, durable: bool = True) -> None:
         """Persist ``claims`` with the current boot id; the old file becomes ``.prev``.
@@ -167,8 +215,9 @@ class CheckpointStore:
         if not self.dir.is_dir():
             self.dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         body: dict[str, Any] = Checkpoint(
+            version=version_for(tuple(claims.values())),
             boot_id=self.current_boot_id(),
-            claims={uid: c.model_dump(by_alias=True, mode="json") for uid, c in claims.items()},
+            claims={uid: _dump(c) for uid, c in claims.items()},
         ).model_dump(by_alias=True, mode="json")
         data = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
         if self.path.exists():
@@ -199,3 +248,32 @@ def _safe_spec_name(uid: str) -> str:
         return spec_file_name(uid)
     except ValueError:
         return ""
+
+
+def _dump(entry: CheckpointClaim) -> dict[str, Any]:
+    """An entry as stored; ``recoveredFrom`` only when set, so a version 1 file holds only version 1 keys."""
+    exclude = {"recovered_from"} if entry.recovered_from is None else set()
+    data: dict[str, Any] = entry.model_dump(by_alias=True, mode="json", exclude=exclude)
+    return data
+
+
+def _upgrade_entry(raw: Any, version: int, source: Path) -> Any:
+    """Convert one stored entry to the current model (the hub): version 1 needs nothing, version 2 is current.
+
+    An entry of a newer version whose state this code does not know is read as Recovered: it is held (its
+    devices stay taken) and never rolled back, because a state added later may well mean "in use".
+    """
+    if not isinstance(raw, Mapping) or version <= CHECKPOINT_VERSION:
+        return raw
+    state = raw.get("state")
+    if isinstance(state, str) and state not in {s.value for s in ClaimState}:
+        log.warning(
+            "claim entry %s in %s (version %d) has state %r unknown to this plugin; holding it as %s",
+            raw.get("uid"), source, version, state, ClaimState.RECOVERED.value,
+        )  # fmt: skip
+        return {
+            **raw,
+            "state": ClaimState.RECOVERED.value,
+            "recoveredFrom": f"state {state!r} of a version {version} checkpoint",
+        }
+    return raw

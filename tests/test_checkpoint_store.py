@@ -63,36 +63,85 @@ def test_round_trip_mode_and_boot_id(store: CheckpointStore) -> None:
     assert json.loads(store.prev_path.read_text())["claims"].keys() == set(UIDS)  # previous generation kept
 
 
-def test_unparsable_file_falls_back_to_previous_generation(store: CheckpointStore) -> None:
+def test_unparsable_file_is_set_aside_and_the_previous_generation_is_only_evidence(store: CheckpointStore) -> None:
     store.save({UIDS[0]: _entry(UIDS[0])})
     store.save({UIDS[0]: _entry(UIDS[0]), UIDS[1]: _entry(UIDS[1], "c1")})
     store.path.write_bytes(store.path.read_bytes()[:40])  # torn write (what rename prevents, e.g. disk damage)
     loaded = store.load()
+    assert not loaded.trusted, "a fallback to an older generation must be marked untrusted"
     assert list(loaded.claims) == [UIDS[0]]
     (problem,) = loaded.problems
     assert str(store.path) in problem and "not valid JSON" in problem and "previous generation" in problem
-    assert "remove the .corrupt file" in problem
+    assert "cannot be trusted" in problem and "remove the .corrupt file" in problem
     corrupt = list(store.dir.glob("checkpoint.json.corrupt-*"))
     assert len(corrupt) == 1 and len(corrupt[0].read_bytes()) == 40
     assert not store.path.exists()
 
 
-def test_both_generations_corrupt_starts_empty(store: CheckpointStore) -> None:
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        ("empty", "empty (0 bytes"),
+        ("blank", "empty (only whitespace)"),
+        ("garbage", "not valid JSON"),
+        ("array", "not a JSON object"),
+        ("directory", "unreadable (IsADirectoryError"),
+        ("previous-only", "missing although the previous generation"),
+        ("foreign-header", "header invalid at kind"),
+    ],
+)
+def test_every_kind_of_damage_makes_the_load_untrusted(store: CheckpointStore, damage: str, why: str) -> None:
+    store.save({UIDS[0]: _entry(UIDS[0])})
+    store.save({UIDS[0]: _entry(UIDS[0]), UIDS[1]: _entry(UIDS[1], "c1")})
+    if damage == "empty":
+        store.path.write_bytes(b"")
+    elif damage == "blank":
+        store.path.write_bytes(b"  \n")
+    elif damage == "garbage":
+        store.path.write_bytes(b"\x00\xff garbage")
+    elif damage == "array":
+        store.path.write_text("[]")
+    elif damage == "directory":
+        store.path.unlink()
+        store.path.mkdir()
+    elif damage == "previous-only":
+        store.path.unlink()
+    else:
+        store.path.write_text(json.dumps({"apiVersion": "snn.dra.dev/v1alpha1", "kind": "Other", "claims": {}}))
+    loaded = store.load()
+    assert not loaded.trusted
+    assert any(why in p for p in loaded.problems), loaded.problems
+    assert list(loaded.claims) == [UIDS[0]]  # the previous generation, as evidence
+
+
+def test_a_permission_error_is_damage_too(store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root reads a 0000 file anyway, so the EACCES a non-root plugin would get is injected."""
+    store.save({UIDS[0]: _entry(UIDS[0])})
+    real = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        if path == store.path:
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    loaded = store.load()
+    assert not loaded.trusted
+    assert any("unreadable (PermissionError: Permission denied)" in p for p in loaded.problems)
+
+
+def test_both_generations_corrupt_leaves_nothing_but_says_so(store: CheckpointStore) -> None:
     store.dir.mkdir(parents=True)
     store.path.write_text("{")
     store.prev_path.write_text("nope")
     loaded = store.load()
-    assert loaded.claims == {}
-    assert "starting with no prepared claims" in loaded.problems[0]
+    assert loaded.claims == {} and not loaded.trusted
+    assert "previous generation is unusable too" in loaded.problems[0]
 
 
-def test_future_version_is_set_aside(store: CheckpointStore) -> None:
-    store.dir.mkdir(parents=True)
-    store.path.write_text(
-        json.dumps({"apiVersion": "snn.dra.dev/v1alpha1", "kind": "Checkpoint", "version": 9, "claims": {}})
-    )
+def test_first_start_is_trusted_and_empty(store: CheckpointStore) -> None:
     loaded = store.load()
-    assert "version 9" in loaded.problems[0] and "supported version 1" in loaded.problems[0]
+    assert loaded.claims == {} and loaded.trusted and loaded.problems == []
 
 
 def test_one_bad_entry_does_not_poison_the_rest(store: CheckpointStore) -> None:
@@ -103,6 +152,7 @@ def test_one_bad_entry_does_not_poison_the_rest(store: CheckpointStore) -> None:
     store.path.write_text(json.dumps(data))
     loaded = store.load()
     assert list(loaded.claims) == [UIDS[0]]
+    assert loaded.trusted and loaded.lost == {UIDS[1], UIDS[2]}  # the file is the latest; two entries are lost
     assert any(UIDS[1] in p and "state" in p for p in loaded.problems)
     assert any(UIDS[2] in p and "inconsistent" in p for p in loaded.problems)
     assert any("copy" in p for p in loaded.problems)
