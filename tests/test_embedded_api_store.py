@@ -173,7 +173,7 @@ def test_strategic_merge_merges_core_lists_by_key() -> None:
     store = Store()
     store.create("pods", {"metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": [
         {"name": "a", "image": "one", "resources": {"claims": [{"name": "npu"}]}},
-        {"name": "b", "image": "two"}]}})
+        {"name": "b", "image": "two"}], "resourceClaims": [{"name": "npu", "resourceClaimName": "npu-claim"}]}})
     out = store.patch("pods", "default", "p", "application/strategic-merge-patch+json",
                       {"spec": {"$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
                                 "containers": [{"name": "a", "image": "three"}, {"name": "b", "$patch": "delete"}]}})

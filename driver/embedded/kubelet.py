@@ -37,6 +37,7 @@ from snn_dra.api.kubelet.dra_health.v1alpha1 import api_pb2_grpc as health_v1alp
 from snn_dra.api.kubelet.pluginregistration.v1 import api_pb2 as reg
 from snn_dra.api.kubelet.pluginregistration.v1 import api_pb2_grpc as reg_grpc
 from snn_dra.driver.embedded.errors import ApiError, Conflict, NotFound
+from snn_dra.driver.embedded.events import record_event
 from snn_dra.driver.embedded.store import Store
 
 log = logging.getLogger("snn_dra.embedded.kubelet")
@@ -219,6 +220,7 @@ class KubeletEmulator:
         self._health_received: dict[str, float] = {}
         self._rejections: dict[str, str] = {}
         self._events: list[dict[str, Any]] = []
+        self._skipped: set[tuple[str, str, str]] = set()
 
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._seen_sockets: dict[str, tuple[int, int, int]] = {}
@@ -540,17 +542,45 @@ class KubeletEmulator:
                     self._changed()
                 async for event in self.store.watch(resource, resource_version=rv, field_selector=field_selector):
                     obj = event["object"]
-                    rv = obj.get("metadata", {}).get("resourceVersion") or rv
+                    meta = obj.get("metadata")
+                    rv = (meta.get("resourceVersion") if isinstance(meta, dict) else None) or rv
                     if resource == "pods" and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                        self._pod_event(event["type"], obj)
+                        try:
+                            self._pod_event(event["type"], obj)
+                        except Exception as exc:  # one malformed pod must not stop the watch of the others
+                            self._skip_pod(obj, f"cannot read the pod: {type(exc).__name__}: {exc}")
                     self._changed()
             except ApiError as exc:  # e.g. Gone: relist
                 log.info("%s watch restarts after %s", resource, exc)
                 rv = None
                 await asyncio.sleep(self.retry_initial_seconds)
+            except Exception:  # a bug met on some object: relist rather than stop watching for good
+                log.exception("%s watch failed; relisting", resource)
+                rv = None
+                await asyncio.sleep(self.retry_initial_seconds)
+
+    def _skip_pod(self, pod: Any, why: str) -> None:
+        """Log and record (once per pod version) a pod this kubelet cannot handle; the others go on."""
+        meta = pod.get("metadata") if isinstance(pod, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
+        ident = (str(meta.get("uid", "")), str(meta.get("resourceVersion", "")), why)
+        with self._cond:
+            if ident in self._skipped:
+                return
+            self._skipped.add(ident)
+            if len(self._skipped) > 10_000:
+                self._skipped.clear()
+        log.warning("kubelet %s skips pod %s/%s: %s", self.node_name, meta.get("namespace"), meta.get("name"), why)
+        record_event(self.store, "pods", pod if isinstance(pod, dict) else {}, type_="Warning", reason="FailedSync",
+                     message=f"the kubelet cannot handle this pod: {why}", component="kubelet", host=self.node_name)
 
     def _replace_pods(self, pods: Iterable[dict[str, Any]]) -> None:
-        fresh = {_pod_key(p): p for p in pods}
+        fresh: dict[str, dict[str, Any]] = {}
+        for p in pods:
+            try:
+                fresh[_pod_key(p)] = p
+            except Exception as exc:  # a pod without a usable name cannot be tracked at all
+                self._skip_pod(p, f"cannot read the pod: {type(exc).__name__}: {exc}")
         with self._cond:
             for key in list(self._pods):
                 if key not in fresh:
@@ -591,7 +621,11 @@ class KubeletEmulator:
         assert self._dirty is not None
         while True:
             self._dirty.clear()
-            next_wake = await self._reconcile()
+            try:
+                next_wake = await self._reconcile()
+            except Exception:  # a bug in one pass must not stop the kubelet for good: retry after a pause
+                log.exception("kubelet %s reconcile pass failed", self.node_name)
+                next_wake = time.monotonic() + self.retry_initial_seconds
             timeout = None if next_wake is None else max(0.0, next_wake - time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout)
@@ -603,27 +637,43 @@ class KubeletEmulator:
         with self._cond:
             pods = [(k, s) for k, s in self._pods.items()]
         for key, state in pods:
-            pod = state.pod
-            if pod.get("status", {}).get("phase") in _TERMINAL_PHASES:
-                self._release_claims(pod["metadata"].get("uid", ""))  # finished pods no longer need devices
-                continue
-            if state.running or pod["metadata"].get("deletionTimestamp"):
-                continue
-            if state.next_attempt > now:
-                next_wake = state.next_attempt if next_wake is None else min(next_wake, state.next_attempt)
-                continue
-            error = await self._sync_pod(key, state)
-            if error:
-                delay = min(self.retry_max_seconds, self.retry_initial_seconds * (2**state.failures))
+            try:
+                wake = await self._reconcile_pod(key, state, now)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one pod this kubelet cannot handle must not stop the others
+                log.exception("kubelet %s: pod %s failed", self.node_name, key)
+                self._skip_pod(state.pod, f"{type(exc).__name__}: {exc}")
                 state.failures += 1
-                state.next_attempt = time.monotonic() + delay
-                next_wake = state.next_attempt if next_wake is None else min(next_wake, state.next_attempt)
-            self._changed()
+                state.last_error = f"{type(exc).__name__}: {exc}"
+                wake = state.next_attempt = time.monotonic() + min(
+                    self.retry_max_seconds, self.retry_initial_seconds * (2 ** min(state.failures, 16)))
+            if wake is not None:
+                next_wake = wake if next_wake is None else min(next_wake, wake)
         await self._refresh_resource_health()
         retry = await self._unprepare_unused()
         if retry is not None:
             next_wake = retry if next_wake is None else min(next_wake, retry)
         return next_wake
+
+    async def _reconcile_pod(self, key: str, state: _PodState, now: float) -> float | None:
+        """Prepare one pod if it needs it; returns when to look at it again (None: on the next change)."""
+        pod = state.pod
+        if pod.get("status", {}).get("phase") in _TERMINAL_PHASES:
+            self._release_claims(pod["metadata"].get("uid", ""))  # finished pods no longer need devices
+            return None
+        if state.running or pod["metadata"].get("deletionTimestamp"):
+            return None
+        if state.next_attempt > now:
+            return state.next_attempt
+        error = await self._sync_pod(key, state)
+        wake: float | None = None
+        if error:
+            delay = min(self.retry_max_seconds, self.retry_initial_seconds * (2**state.failures))
+            state.failures += 1
+            state.next_attempt = wake = time.monotonic() + delay
+        self._changed()
+        return wake
 
     def _claims_of(self, pod: Mapping[str, Any]) -> tuple[list[dict[str, Any]], str]:
         """The pod's allocated claims, or a reason to wait (not generated, not allocated, not reserved)."""
@@ -903,8 +953,12 @@ class KubeletEmulator:
                 and not s.pod["metadata"].get("deletionTimestamp")
             ]
         for state in running:
-            started = state.pod.get("status", {}).get("startTime") or _now_rfc3339()
-            statuses = self._container_statuses(state.pod, started)
+            try:
+                started = state.pod.get("status", {}).get("startTime") or _now_rfc3339()
+                statuses = self._container_statuses(state.pod, started)
+            except Exception as exc:  # one malformed pod must not stop the health refresh of the others
+                self._skip_pod(state.pod, f"cannot compute container statuses: {type(exc).__name__}: {exc}")
+                continue
             if statuses == state.resource_health:
                 continue
             state.resource_health = statuses

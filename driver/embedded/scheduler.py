@@ -25,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,8 +38,10 @@ from snn_dra.driver.embedded.allocator import (
     allocate_claims,
 )
 from snn_dra.driver.embedded.errors import ApiError, Gone, NotFound
+from snn_dra.driver.embedded.events import record_event
 from snn_dra.driver.embedded.pools import node_selector_matches
 from snn_dra.driver.embedded.store import Store
+from snn_dra.driver.embedded.wellformed import ShapeCheck
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,8 @@ class ReconcileReport:
     released: list[str] = field(default_factory=list)
     """claims whose reservation or allocation was dropped (ns/name)."""
     created_claims: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """"<resource> ns/name" -> why the pass could not handle that object (malformed, or a bug met on it)."""
 
 
 class _Snapshot:
@@ -100,11 +105,12 @@ class _Snapshot:
     Listing deep-copies every object, so doing it per pod would make a pass quadratic in the number of claims.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, usable: Callable[[str, list[Obj]], list[Obj]]) -> None:
         self._store = store
+        self._usable = usable
         self.claims: dict[tuple[str, str], Obj] = {
             (str(_meta(c).get("namespace", "")), str(_meta(c).get("name", ""))): c
-            for c in store.list("resourceclaims")
+            for c in usable("resourceclaims", store.list("resourceclaims"))
         }
         self._owned: dict[str, list[Obj]] | None = None
         self._nodes: list[Obj] | None = None
@@ -124,7 +130,7 @@ class _Snapshot:
             self._owned = {}
             for c in self.claims.values():
                 for r in _meta(c).get("ownerReferences") or []:
-                    if r.get("controller"):
+                    if isinstance(r, Mapping) and r.get("controller"):
                         self._owned.setdefault(str(r.get("uid")), []).append(c)
         return self._owned.get(uid, [])
 
@@ -134,7 +140,8 @@ class _Snapshot:
     @property
     def nodes(self) -> list[Obj]:
         if self._nodes is None:
-            nodes = [n for n in self._store.list("nodes") if not (n.get("spec") or {}).get("unschedulable")]
+            nodes = [n for n in self._usable("nodes", self._store.list("nodes"))
+                     if not (n.get("spec") or {}).get("unschedulable")]
             self._nodes = sorted(nodes, key=lambda n: str(_meta(n).get("name", "")))
         return self._nodes
 
@@ -143,7 +150,9 @@ class _Snapshot:
         if self._alloc_inputs is None:
             store = self._store
             rules = store.list("devicetaintrules") if "devicetaintrules" in store.served else []
-            self._alloc_inputs = (store.list("resourceslices"), store.list("deviceclasses"), rules)
+            self._alloc_inputs = (self._usable("resourceslices", store.list("resourceslices")),
+                                  self._usable("deviceclasses", store.list("deviceclasses")),
+                                  self._usable("devicetaintrules", rules))
         return self._alloc_inputs
 
     def namespace_labels(self, ns: str) -> dict[str, str]:
@@ -166,13 +175,40 @@ class Scheduler:
         self.store = store
         self.cache = cache or AllocatorCache()
         self.timeout = timeout
+        self.shapes = ShapeCheck(store.profile.version, trusted=store.validated)
+        self._reported: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+
+    # -- objects the pass cannot handle -------------------------------------------------------------
+
+    def _skip(self, report: ReconcileReport, resource: str, obj: Any, why: str) -> None:
+        """Log and record (once per object version) an object the pass leaves alone, then go on."""
+        meta = _meta(obj) if isinstance(obj, Mapping) else {}
+        ref = f"{resource} {meta.get('namespace') or ''}/{meta.get('name') or '?'}".replace(" /", " ")
+        report.skipped[ref] = why
+        ident = (resource, str(meta.get("uid", "")), str(meta.get("resourceVersion", "")))
+        if ident in self._reported:
+            return
+        self._reported[ident] = None
+        while len(self._reported) > 10_000:
+            self._reported.popitem(last=False)
+        log.warning("scheduler skips %s: %s", ref, why)
+        record_event(self.store, resource, obj if isinstance(obj, Mapping) else {}, type_="Warning",
+                     reason="FailedScheduling" if resource == "pods" else "InvalidObject",
+                     message=f"the scheduler skips this object: {why}", component=SCHEDULER_NAME)
+
+    def _usable_for(self, report: ReconcileReport) -> Callable[[str, list[Obj]], list[Obj]]:
+        def usable(resource: str, objs: list[Obj]) -> list[Obj]:
+            return self.shapes.usable(objs, lambda o, why: self._skip(report, resource, o, f"malformed: {why}"))
+
+        return usable
 
     # -- the pass ---------------------------------------------------------------------------------
 
     def reconcile(self) -> ReconcileReport:
         report = ReconcileReport()
-        pods = self.store.list("pods")
-        snap = _Snapshot(self.store)
+        usable = self._usable_for(report)
+        pods = usable("pods", self.store.list("pods"))
+        snap = _Snapshot(self.store, usable)
         self._release(pods, snap, report)
         pending = [
             p for p in pods
@@ -188,6 +224,9 @@ class Scheduler:
             except ApiError as err:
                 # A concurrent write won: the event it produced triggers another pass.
                 log.info("scheduling pod %s deferred: %s", _ref(pod), err)
+            except Exception as err:  # one pod the pass cannot handle must not stop the others
+                log.exception("scheduling pod %s failed", _ref(pod))
+                self._skip(report, "pods", pod, f"{type(err).__name__}: {err}")
         return report
 
     # -- release ----------------------------------------------------------------------------------
@@ -205,6 +244,9 @@ class Scheduler:
                 self._release_claim(claim, keep, snap, report)
             except ApiError as err:
                 log.info("releasing claim %s deferred: %s", _ref(claim), err)
+            except Exception as err:  # one claim the controller cannot handle must not stop the rest
+                log.exception("releasing claim %s failed", _ref(claim))
+                self._skip(report, "resourceclaims", claim, f"{type(err).__name__}: {err}")
 
     def _release_claim(self, claim: Obj, keep: list[Any], snap: _Snapshot, report: ReconcileReport) -> None:
         ns, name = str(_meta(claim).get("namespace", "")), str(_meta(claim).get("name", ""))

@@ -66,8 +66,9 @@ def parse_label_selector(selector: str) -> Predicate:
         raise BadRequest(f"unable to parse requirement: found '{raw}', expected: in, notin, =, ==, !=, gt, lt")
 
     def match(obj: Mapping[str, Any]) -> bool:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        return all(t(labels) for t in terms)
+        meta = obj.get("metadata")
+        labels = meta.get("labels") if isinstance(meta, Mapping) else None
+        return all(t(labels if isinstance(labels, Mapping) else {}) for t in terms)
 
     return match
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import logging
 import re
 import secrets
 import threading
@@ -37,6 +38,8 @@ from snn_dra.driver.embedded.resources import RESOURCE_GROUP, RESOURCES, Resourc
 from snn_dra.driver.embedded.selectors import parse_field_selector, parse_label_selector
 from snn_dra.driver.validation import validate_object
 from snn_dra.driver.validation.errors import CauseType, FieldError
+
+log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 ObjList = list[Obj]
@@ -121,6 +124,7 @@ class Store:
         self._subs: list[_Subscriber] = []
         self._validator = validator
         self._applied: dict[str, dict[str, Any]] = {}  # uid -> field manager -> last applied configuration
+        self._unchecked: set[str] = set()  # uids of objects stored without validation (load_unchecked)
         for ns in namespaces:
             self.create("namespaces", {"metadata": {"name": ns}})
 
@@ -140,6 +144,32 @@ class Store:
             raise NotFound(f"the server could not find the requested resource ({resource!r} is not served by "
                            f"profile {self.profile.version}; served: {', '.join(sorted(self._served))})")
         return RESOURCES[resource]
+
+    def validated(self, obj: Mapping[str, Any]) -> bool:
+        """Whether ``obj`` (as read from this store) passed validation when it was written."""
+        meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+        uid = meta.get("uid") if isinstance(meta, Mapping) else None
+        return isinstance(uid, str) and bool(uid) and uid not in self._unchecked
+
+    def load_unchecked(self, resource: str, obj: Mapping[str, Any]) -> Obj:
+        """Store ``obj`` as given: no defaulting, no validation, no admission; watchers see it as ADDED.
+
+        This is what an upgraded API server serves when an older, looser version wrote the object, and every
+        controller must survive it (the hardening tests use this). Only uid and resourceVersion are assigned;
+        ``metadata`` must be an object with a string name so the object can be addressed (and deleted) at all.
+        """
+        info = self.info(resource)
+        new: Obj = copy.deepcopy(dict(obj))
+        meta = new.get("metadata")
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+            raise ValueError("load_unchecked needs metadata.name (a string) to address the object")
+        with self._lock:
+            ns = meta.get("namespace") if info.namespaced else None
+            if info.namespaced and not isinstance(ns, str):
+                raise ValueError(f"load_unchecked: a {info.kind} needs metadata.namespace (a string)")
+            meta["uid"] = str(meta.get("uid") or uuid.uuid4())
+            self._unchecked.add(meta["uid"])
+            return self._commit(info, "ADDED", new, None)
 
     # -- reads -------------------------------------------------------------------------------------------------
 
@@ -259,6 +289,7 @@ class Store:
                 return copy.deepcopy(new)
             if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
                 return self._remove(info, new, propagation=None)
+            self._unchecked.discard(new["metadata"]["uid"])  # it passed validation just now
             return self._commit(info, "MODIFIED", new, old)
 
     def patch(self, resource: str, namespace: str | None, name: str, patch_type: str, body: Any,
@@ -479,25 +510,25 @@ class Store:
         errs = validate_metadata(meta, info.name_rule, info.namespaced, creating=old is None)
         if old is not None:
             errs += _immutability(info.plural, obj, old)
-        if info.group == RESOURCE_GROUP:
-            # Metadata problems are reported once, in the wording of the metadata checks above.
-            covered = {e.field for e in errs if e.field.startswith("metadata.")}
-            if self._validator is not None:
-                found = self._validator(obj, old, self.profile.version)
-            else:  # the effective gates, so --feature-gates overrides reach every gate-dependent rule
-                found = validate_object(obj, old, self.profile.version, gates=self.profile.gates)
-            errs += [e for e in found if e.field not in covered]
-            unknown = [e for e in errs if e.message.startswith("unknown field")]
-            if unknown:
-                paths = ", ".join(f'unknown field "{e.field}"' for e in unknown)
-                if field_validation == "Strict":
-                    raise BadRequest(f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
-                                     f"strict decoding error: {paths}")
-                for e in unknown:
-                    _remove_path(obj, e.field)
-                    if warnings is not None and field_validation == "Warn":
-                        warnings.append(f'unknown field "{e.field}"')
-                errs = [e for e in errs if e not in unknown]
+        # Every served kind gets its upstream schema and rules (core/v1 as well as resource.k8s.io), so nothing
+        # the loops would trip over is ever stored. Metadata problems are reported once, in the wording above.
+        covered = {e.field for e in errs if e.field.startswith("metadata.")}
+        if self._validator is not None and info.group == RESOURCE_GROUP:
+            found = self._validator(obj, old, self.profile.version)
+        else:  # the effective gates, so --feature-gates overrides reach every gate-dependent rule
+            found = validate_object(obj, old, self.profile.version, gates=self.profile.gates)
+        errs += [e for e in found if e.field not in covered]
+        unknown = [e for e in errs if e.message.startswith("unknown field")]
+        if unknown:
+            paths = ", ".join(f'unknown field "{e.field}"' for e in unknown)
+            if field_validation == "Strict":
+                raise BadRequest(f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                                 f"strict decoding error: {paths}")
+            for e in unknown:
+                _remove_path(obj, e.field)
+                if warnings is not None and field_validation == "Warn":
+                    warnings.append(f'unknown field "{e.field}"')
+            errs = [e for e in errs if e not in unknown]
         if errs:
             seen: set[tuple[str, str]] = set()
             unique: list[FieldError] = []
@@ -515,6 +546,7 @@ class Store:
             self._objs[info.plural].pop(key, None)
             self._uids.pop(obj["metadata"]["uid"], None)
             self._applied.pop(obj["metadata"]["uid"], None)
+            self._unchecked.discard(obj["metadata"]["uid"])
         else:
             self._objs[info.plural][key] = obj
             self._uids[obj["metadata"]["uid"]] = (info.plural, key)
@@ -546,17 +578,31 @@ class Store:
             self.delete(resource, key[0] or None, key[1])
 
     def _collect_garbage(self, owner_uid: str) -> None:
-        """Background cascading deletion: dependents whose every owner is gone are deleted."""
+        """Background cascading deletion: dependents whose every owner is gone are deleted.
+
+        One dependent that cannot be handled (malformed, written by an older version) is logged and skipped;
+        it never stops the collection of the others.
+        """
         for resource, objs in self._objs.items():
             for key, obj in list(objs.items()):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if not any(r.get("uid") == owner_uid for r in refs):
-                    continue
-                if any(r.get("uid") in self._uids for r in refs if r.get("uid") != owner_uid):
-                    continue  # another owner still exists: keep the dependent
-                if obj["metadata"].get("deletionTimestamp"):
-                    continue
-                self._delete_quietly(resource, key)
+                try:
+                    meta = obj["metadata"]
+                    refs = [r for r in (meta.get("ownerReferences") or []) if isinstance(r, Mapping)]
+                    if not any(r.get("uid") == owner_uid for r in refs):
+                        continue
+                    if any(r.get("uid") in self._uids for r in refs if r.get("uid") != owner_uid):
+                        continue  # another owner still exists: keep the dependent
+                    if meta.get("deletionTimestamp"):
+                        continue
+                    self._delete_quietly(resource, key)
+                except Exception as exc:  # one bad dependent must not stop the collection
+                    log.exception("garbage collection skipped %s %s/%s", resource, key[0], key[1])
+                    from snn_dra.driver.embedded.events import record_event  # events.py builds on this module
+
+                    record_event(self, resource, obj, type_="Warning", reason="GarbageCollectionFailed",
+                                 message=f"the garbage collector could not delete this dependent of a deleted "
+                                         f"owner ({owner_uid}): {type(exc).__name__}: {exc}",
+                                 component="garbage-collector-controller")
 
 
 def _prune_unapplied(target: Any, previous: Any, applied: Any) -> None:

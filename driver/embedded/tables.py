@@ -166,8 +166,9 @@ _DEFAULT: tuple[_Columns, _Row] = ([_NAME_COL, _AGE_COL], lambda o: [_name(o), a
 
 
 def _partial(obj: Obj) -> dict[str, Any]:
+    meta = obj.get("metadata")
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-            "metadata": dict(obj.get("metadata") or {})}
+            "metadata": dict(meta) if isinstance(meta, Mapping) else {}}
 
 
 def table(resource: str, objs: Sequence[Obj], resource_version: str, include_object: str = "Metadata",
@@ -175,7 +176,12 @@ def table(resource: str, objs: Sequence[Obj], resource_version: str, include_obj
     columns, row = _TABLES.get(resource, _DEFAULT)
     rows = []
     for o in objs:
-        r: dict[str, Any] = {"cells": row(o)}
+        try:
+            cells = row(o)
+        except Exception:  # a malformed stored object still gets a row, so listing never fails because of it
+            cells = [_name(o) if isinstance(o.get("metadata"), Mapping) else "<unknown>"]
+            cells += ["<unknown>"] * (len(columns) - 1)
+        r: dict[str, Any] = {"cells": cells}
         if include_object == "Object":
             r["object"] = dict(o)
         elif include_object != "None":

@@ -33,13 +33,21 @@ def _validators() -> dict[str, Validator]:
     return table
 
 
+def _core_validators() -> dict[str, Validator]:
+    from snn_dra.driver.validation.core import validate_event, validate_namespace, validate_node, validate_pod
+
+    return {"Pod": validate_pod, "Node": validate_node, "Namespace": validate_namespace, "Event": validate_event}
+
+
 def validate_object(
     obj: Mapping[str, Any],
     old: Mapping[str, Any] | None,
     profile: str,
     gates: Mapping[str, bool] | None = None,
 ) -> list[FieldError]:
-    """All FieldErrors of a resource.k8s.io object (create: ``old`` None; update: the stored object).
+    """All FieldErrors of a resource.k8s.io or core/v1 object (create: ``old`` None; update: the stored object).
+
+    Core/v1 covers the kinds the embedded API server stores: Pod, Node, Namespace and Event.
 
     ``profile`` is the Kubernetes minor version the embedded cluster emulates ("1.34".."1.37"); it selects the
     schema, the limits that changed between versions and the feature gates that are on by default. ``gates``
@@ -56,8 +64,8 @@ def _validate(obj: Mapping[str, Any], old: Mapping[str, Any] | None, profile: st
     if any(e.field == "apiVersion" for e in errors):
         return errors
     kind = str(obj.get("kind", ""))
-    validator = _validators().get(kind)
-    if obj.get("apiVersion") != "resource.k8s.io/v1" and kind != "DeviceTaintRule":
+    validator = _core_validators().get(kind) if obj.get("apiVersion") == "v1" else _validators().get(kind)
+    if obj.get("apiVersion") not in ("v1", "resource.k8s.io/v1") and kind != "DeviceTaintRule":
         # Older served versions (v1beta1/v1beta2) have other shapes; only their schema is checked here.
         return errors
     if validator is None:

@@ -22,6 +22,23 @@ from snn_dra.driver.validation.errors import CauseType, FieldError
 
 PROFILES = ("1.34", "1.35", "1.36", "1.37")
 _lock = threading.Lock()
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+# Only the integer widths are checked: JSON numbers have no size limit, but the API server decodes these fields
+# into Go int32/int64, so a larger number is refused there (and would break typed clients if it were stored).
+_FORMATS = jsonschema.FormatChecker(formats=())
+
+
+def _fits(width: str) -> Any:
+    low, high = _INT_RANGES[width]
+
+    def check(value: object) -> bool:
+        return not isinstance(value, int) or isinstance(value, bool) or low <= value <= high
+
+    return check
+
+
+for _width in _INT_RANGES:
+    _FORMATS.checks(_width)(_fits(_width))
 
 
 def schema_version(profile: str) -> str:
@@ -47,7 +64,7 @@ def _validator(version: str, kind: str, api_version: str) -> Any | None:
     registry: referencing.Registry[Any] = referencing.Registry()
     registry = referencing.Resource.from_contents(schema) @ registry
     registry = referencing.Resource.from_contents(_definitions(version)) @ registry
-    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry, format_checker=_FORMATS)
 
 
 def format_path(parts: Iterable[Any]) -> str:
@@ -124,6 +141,16 @@ def _to_field_errors(err: Any) -> list[FieldError]:
                 CauseType.NOT_SUPPORTED,
                 path or "<root>",
                 f"Unsupported value: {_short(err.instance)}: supported values: {allowed}",
+            )
+        ]
+    if validator == "format" and err.validator_value in _INT_RANGES:
+        low, high = _INT_RANGES[err.validator_value]
+        return [
+            FieldError(
+                CauseType.INVALID,
+                path or "<root>",
+                f"Invalid value: {_short(err.instance)}: must fit in a signed {err.validator_value[3:]}-bit "
+                f"integer ({low} to {high})",
             )
         ]
     return [FieldError(CauseType.INVALID, path or "<root>", f"Invalid value: {err.message}")]
