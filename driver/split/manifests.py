@@ -6,8 +6,10 @@ in front of the server). Stages of one claim are kept close by ``firstAvailable`
 to loose (``planner.Level``) and ``matchAttribute`` constraints over them; a stage of several core
 groups also keeps its own devices on one chip. With a placement, each stage's first subrequest is
 ``pinned``: CEL selectors that name its chosen devices by ``chipID`` and core origin (CEL sees no device
-names). If those devices are taken before the scheduler gets there, the stage falls back to the next
-subrequest, so a stale pin costs locality, never the allocation.
+names). If those devices are taken before the scheduler gets there, the stage falls back to ``near`` (any
+fitting device on the chips the placement chose for the group), then to the plan's levels, so a stale pin
+costs some locality, never the allocation. Pinned and near subrequests join the constraints of the
+tightest level the placement satisfies, so a stage that falls back stays with the stages that did not.
 
 Every selector names the device type before reading a capacity, so it is never evaluated against a
 device that lacks the key (a CEL runtime error aborts scheduling).
@@ -26,6 +28,8 @@ from snn_dra.driver.split.planner import LEVEL_ATTRIBUTES, Level, Plan, Stage, S
 from snn_dra.driver.topology import chip_region
 
 PINNED: Final = "pinned"
+NEAR: Final = "near"
+"""Fallback right after the pin: any fitting device on the chips the placement chose for the group."""
 DEFAULT_IMAGE: Final = "busybox:1.36"
 LEARNER_IMAGE: Final = "ghcr.io/snn-dra/snn-dra:dev"
 """The driver image carries ``snn-dra split learn`` (and numpy)."""
@@ -87,7 +91,9 @@ def claim_spec(plan: Plan, group: StageGroup, pins: GroupPlacement | None = None
     for i, stage in enumerate(group.stages):
         subs = [_sub(str(level), plan, stage) for level in levels]
         if pins is not None:
-            subs.insert(0, _sub(PINNED, plan, stage, pin_selector(pins.stages[i])))
+            chips = sorted({d.site.chip for devs in pins.stages for d in devs})
+            near = f"{_A}.chipID in [{', '.join(_q(c) for c in chips)}]"
+            subs[:0] = [_sub(PINNED, plan, stage, pin_selector(pins.stages[i])), _sub(NEAR, plan, stage, near)]
         if subs:
             requests.append({"name": stage.name, "firstAvailable": subs})
         else:
@@ -99,7 +105,7 @@ def claim_spec(plan: Plan, group: StageGroup, pins: GroupPlacement | None = None
     for attribute in ("chipID", "chipRegion", "boardID"):
         refs = [f"{s.name}/{lvl}" for s in group.stages for lvl in levels if attribute in LEVEL_ATTRIBUTES[lvl]]
         if attribute in pin_keys:
-            refs = [f"{s.name}/{PINNED}" for s in group.stages] + refs
+            refs = [f"{s.name}/{sub}" for s in group.stages for sub in (PINNED, NEAR)] + refs
         if len({r.split("/")[0] for r in refs}) >= 2:
             constraints.append({"requests": refs, "matchAttribute": f"{DRIVER_NAME}/{attribute}"})
     for stage in group.stages:

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from snn_dra.api.attributes import DeviceType
+from snn_dra.api.split import Scope
 from snn_dra.driver.split.cost import NODE_HOPS, stage_hops, traffic
 from snn_dra.driver.split.inventory import LiveDevice
 from snn_dra.driver.split.planner import Plan, Stage, StageGroup
@@ -214,8 +215,9 @@ def place_on_node(
     rates = [s.out_rate_keps for s in group.stages]
     n0 = len(options[0])
     starts = range(n0) if n0 <= MAX_STARTS else np.linspace(0, n0 - 1, MAX_STARTS).astype(int).tolist()
-    results = sorted((_greedy(space, options, rates, s) for s in starts), key=lambda r: r[0])
-    if not results or results[0][0] == float("inf"):
+    results = sorted((r for r in (_greedy(space, options, rates, s) for s in starts) if r[0] < float("inf")),
+                     key=lambda r: r[0])  # fmt: skip
+    if not results:
         return None
     best_cost, best = float("inf"), list(results[0][1])
     for _, picks in results[:3]:
@@ -257,16 +259,22 @@ def exhaustive(plan: Plan, group: StageGroup, devices: Sequence[LiveDevice]) -> 
 
 
 def place(plan: Plan, free: Sequence[LiveDevice]) -> Placement:
-    """Every group on the node where it costs least; devices given to one group are not offered to the next."""
+    """Every group on the node (scope chip: the chip) where it costs least; devices given to one group are not
+    offered to the next."""
     start = time.perf_counter()
+    one_chip = plan.model.spec.placement.scope == Scope.CHIP
+
+    def area(d: LiveDevice) -> tuple[str, str]:
+        return d.site.node, d.site.chip if one_chip else ""
+
     remaining = list(free)
     out = []
     for group in plan.groups:
         best: GroupPlacement | None = None
-        for node in sorted({d.site.node for d in remaining}):
-            found = place_on_node(plan, group, [d for d in remaining if d.site.node == node])
+        for key in sorted({area(d) for d in remaining}):
+            found = place_on_node(plan, group, [d for d in remaining if area(d) == key])
             if found is not None and (best is None or found[0] < best.cost - EPS):
-                best = GroupPlacement(group, node, tuple(found[1]), found[0])
+                best = GroupPlacement(group, key[0], tuple(found[1]), found[0])
         if best is None:
             raise PlacementError(_no_room(plan, group, remaining))
         out.append(best)
