@@ -63,6 +63,10 @@ class ClaimLookupError(Exception):
     """The claim could not be read or is not fit to prepare; the message says which claim and why."""
 
 
+class ClaimNotFoundError(ClaimLookupError):
+    """The API server answered that the claim does not exist (404): proof, unlike an unreachable server."""
+
+
 class ClaimSource(Protocol):
     """Where the Preparer reads claims from."""
 
@@ -114,7 +118,7 @@ class KubeClaimSource:
             return self._retry(self._read, namespace, name)
         except client.ApiException as exc:
             if exc.status == 404:
-                raise ClaimLookupError(f"resourceclaim {namespace}/{name}: not found in the API server") from None
+                raise ClaimNotFoundError(f"resourceclaim {namespace}/{name}: not found in the API server") from None
             if exc.status == 403:
                 raise ClaimLookupError(
                     f"resourceclaim {namespace}/{name}: forbidden; grant the plugin's ServiceAccount 'get' on "

@@ -13,6 +13,19 @@ the serialization lock, and the rest, :meth:`Preparer.prepare_fetched`, under it
    changed) completed entries are **kept** (their pods may come back and their devices must stay
    protected against double assignment) and their CDI specs are rewritten from the checkpoint, since
    ``/var/run/cdi`` is usually tmpfs and lost.
+
+   **Damaged state** (the checkpoint is missing with a previous generation left, empty, unreadable, not
+   JSON, has invalid entries, or CDI specs of this driver exist that no entry explains) is never "repaired"
+   by rolling back: the previous generation predates the last save, so a claim it shows as started may
+   since have completed and been handed to the kubelet, and rolling it back would free a device a running
+   container holds. Instead everything that may be in use is **held** (state ``Recovered``): the previous
+   generation's entries, and every CDI spec on disk (it names the claim UID, namespace/name and devices).
+   Held claims are then checked against the API server: a claim that is gone, replaced or no longer
+   allocated on this node is released; one still allocated here is re-planned from its object (the result
+   is deterministic) and becomes ``PrepareCompleted``; one that cannot be checked stays held until its next
+   Prepare, its Unprepare or a later check. Held devices are refused to every other claim. The event is
+   logged at ERROR and reported through ``on_alarm`` (the node driver turns it into an Event on the Node and
+   a metric).
 3. A claim already ``PrepareCompleted`` returns its recorded result; its spec is rewritten if missing or
    changed (the tmpfs pitfall of ``cdi.md`` §7).
 4. New claims: results of this driver in this node's pool, opaque configs of this driver merged
@@ -67,7 +80,7 @@ from typing import Any, Final, Protocol
 from pydantic import ValidationError
 
 from snn_dra.api.attributes import DeviceType
-from snn_dra.api.cdi import CdiDeviceNode
+from snn_dra.api.cdi import CdiDeviceNode, CdiSpec
 from snn_dra.api.checkpoint import CheckpointClaim, CheckpointDevice, ClaimState
 from snn_dra.api.config import ConfigError, EffectiveConfig, SharingMode, SNNConfig, merge_configs, parse_config
 from snn_dra.driver.cdi import CdiWriter, SpecDevice, build_spec, qualified_name, spec_file_name, spec_json
@@ -75,6 +88,7 @@ from snn_dra.driver.checkpoint import BOOT_ID_PATH, CheckpointStore
 from snn_dra.driver.claims import (
     UID_RE,
     ClaimLookupError,
+    ClaimNotFoundError,
     ClaimRef,
     ClaimSource,
     check_ref,
@@ -87,6 +101,7 @@ __all__ = [
     "FAULT_INJECTION_FLAG",
     "FAULT_STEPS",
     "FAULT_STEP_ENV",
+    "Alarm",
     "ClaimRef",
     "ClaimResult",
     "DeviceLookup",
@@ -118,8 +133,13 @@ BATCH_LOOKUP_BUDGET_S: Final = 30.0
 LOOKUP_WORKERS: Final = 8
 """Claims of one batch read in parallel (the kubelet sends one call per pod, often with several claims)."""
 
+RECOVERY_LOOKUP_BUDGET_S: Final = 10.0
+"""Time to check held (Recovered) claims against the API server in one call; the rest stay held."""
+
 FaultHook = Callable[[str], None]
 DeviceLookup = Callable[[str], ModelDevice | None]
+Alarm = Callable[[str], None]
+"""Told (once per event, already logged) that the prepare state could not be trusted and what was recovered."""
 
 
 FAULT_STEP_ENV: Final = "SNN_DRA_FAULT_STEP"
@@ -198,6 +218,8 @@ class _Plan:
     ref: ClaimRef
     entry: CheckpointClaim
     result: ClaimResult
+    replaces: CheckpointClaim | None = None
+    """A held (Recovered) entry this plan supersedes; restored if the commit fails, so the hold is never lost."""
 
 
 @dataclass
@@ -222,6 +244,10 @@ def _result_from_entry(entry: CheckpointClaim) -> ClaimResult:
     )
 
 
+def _held(entry: CheckpointClaim, evidence: str) -> CheckpointClaim:
+    return entry.model_copy(update={"state": ClaimState.RECOVERED, "recovered_from": evidence})
+
+
 def _alloc_keys(results: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str | None]]:
     return {(str(r.get("pool")), str(r.get("device")), r.get("shareID")) for r in results}
 
@@ -241,6 +267,7 @@ class Preparer:
         fault_hook: FaultHook | None = None,
         boot_id_path: str | Path = BOOT_ID_PATH,
         batch_lookup_budget_s: float = BATCH_LOOKUP_BUDGET_S,
+        on_alarm: Alarm | None = None,
     ) -> None:
         self.driver_name = driver_name
         self.node_name = node_name
@@ -248,14 +275,15 @@ class Preparer:
         self._claims = claims
         self._hook = fault_hook
         self._budget = batch_lookup_budget_s
+        self._alarm = on_alarm
         self.cdi = CdiWriter(cdi_dir)
         self._cdi_temps_checked = False
         self.store = CheckpointStore(state_dir, boot_id_path=boot_id_path)
 
     def prepared_device_count(self) -> int:
-        """Devices of completed claims in the checkpoint (the metrics gauge); call under the serialization lock."""
+        """Devices of completed and held claims in the checkpoint (the metrics gauge); call under the lock."""
         claims = self.store.load().claims.values()
-        return sum(len(c.devices) for c in claims if c.state is ClaimState.PREPARE_COMPLETED)
+        return sum(len(c.devices) for c in claims if c.state is not ClaimState.PREPARE_STARTED)
 
     # ------------------------------------------------------------------ helpers
     def _fault(self, step: str) -> None:
@@ -287,14 +315,35 @@ class Preparer:
         loaded = self.store.load()
         claims = loaded.claims
         changed = bool(loaded.problems)
-        for uid in [u for u, c in claims.items() if c.state is ClaimState.PREPARE_STARTED]:
-            entry = claims.pop(uid)
-            log.warning("rolling back claim %s/%s (uid %s) left in PrepareStarted", entry.namespace, entry.name, uid)
-            self.cdi.remove(uid)
-            self._fault("rollback_after_cdi_removed")
-            changed = True
         current = self.store.current_boot_id()
-        if loaded.boot_id and current and loaded.boot_id != current:
+        rebooted = bool(loaded.boot_id and current and loaded.boot_id != current)
+        damage = list(loaded.problems) if (not loaded.trusted or loaded.lost) else []
+        if not loaded.trusted:
+            # An older generation: its PrepareStarted may have completed since. Hold everything, roll back nothing.
+            for uid, c in list(claims.items()):
+                claims[uid] = _held(c, f"previous checkpoint generation (state {c.state.value})")
+        else:
+            for uid in [u for u, c in claims.items() if c.state is ClaimState.PREPARE_STARTED]:
+                entry = claims.pop(uid)
+                log.warning(
+                    "rolling back claim %s/%s (uid %s) left in PrepareStarted", entry.namespace, entry.name, uid
+                )
+                self.cdi.remove(uid)
+                self._fault("rollback_after_cdi_removed")
+                changed = True
+        orphans = self.cdi.orphans(set(claims))
+        if orphans and (damage or not rebooted):
+            # Specs no entry explains: after damage they are the proof of what containers may hold.
+            damage.append(f"{len(orphans)} CDI spec(s) of this driver in {self.cdi.dir} have no checkpoint entry")
+            for uid in orphans:
+                held = self._held_from_spec(uid)
+                if isinstance(held, str):
+                    damage.append(held)
+                else:
+                    claims[uid] = held
+            orphans = []
+            changed = True
+        if rebooted:
             log.warning(
                 "node rebooted (boot id %s -> %s): rewriting %d CDI spec(s)", loaded.boot_id, current, len(claims)
             )
@@ -302,13 +351,151 @@ class Preparer:
                 problem = self._rewrite_spec(uid, c.cdi_spec)
                 if problem:  # the entry stays; the claim's next Prepare retries and reports it
                     log.error("claim %s/%s (uid %s): %s", c.namespace, c.name, uid, problem)
-            for uid in self.cdi.orphans(set(claims)):
+            for uid in orphans:
                 log.warning("removing CDI spec of unknown claim %s left over from before the reboot", uid)
                 self.cdi.remove(uid, sync_dir=False)
             changed = True
+        settled = self._settle_held(claims)
+        changed = changed or bool(settled)
+        if damage:
+            self._report_damage(damage, claims, settled)
         if changed:
             self.store.save(claims)
         return _State(claims)
+
+    def _held_from_spec(self, uid: str) -> CheckpointClaim | str:
+        """Rebuild a held entry from the claim's CDI spec on disk, or say why it cannot be done.
+
+        Everything needed is in the spec this driver wrote: the claim UID (file and device names), the
+        claim's namespace/name (``SNN_DRA_<D>_CLAIM``), each device (``SNN_DRA_DEVICE_<D>``), its share ID
+        and admin access; chip and cores come from the current inventory (the spec's copy if the device is
+        gone). Request names are not in it; a held entry is re-planned before any result is returned.
+        """
+        path = self.cdi.path_for(uid)
+        raw = self.cdi.read(uid)
+        if raw is None:
+            return f"CDI spec {path} is unreadable: cannot tell which devices claim {uid} holds"
+        try:
+            spec = CdiSpec.model_validate(raw)
+        except ValidationError:
+            return f"CDI spec {path} is not a valid spec: cannot tell which devices claim {uid} holds"
+        devices: list[CheckpointDevice] = []
+        owners: set[str] = set()
+        for d in spec.devices:
+            env = dict(e.split("=", 1) for e in (d.container_edits.env or []) if "=" in e)
+            names = [v for k, v in env.items() if k.startswith("SNN_DRA_DEVICE_")]
+            if not d.name.startswith(f"{uid}-") or len(names) != 1:
+                return f"CDI spec {path} device {d.name!r} does not name one device of claim {uid}"
+            name = names[0]
+            p = f"SNN_DRA_{_env_name(name)}_"
+            owners.add(env.get(f"{p}CLAIM", ""))
+            model = self._devices(name)
+            spec_cores = [int(x) for x in env.get(f"{p}CORES", "").split(",") if x.isdigit()]
+            cores = [c.index for c in model.cores] if model else spec_cores
+            devices.append(
+                CheckpointDevice(
+                    requests=[],
+                    pool=self.node_name,
+                    device=name,
+                    cdi_device_ids=[qualified_name(d.name)],
+                    share_id=env.get(f"{p}SHARE_ID"),
+                    admin_access=env.get(f"{p}ADMIN_ACCESS") == "true",
+                    chip_id=model.chip.id if model else env.get(f"{p}CHIP_ID", ""),
+                    cores=cores,
+                    shared=model.shared if model else env.get(f"{p}TYPE") in ("spikeRouter", "eventQueue"),
+                )
+            )
+        namespace, _, name = next(iter(owners)).partition("/") if len(owners) == 1 else ("", "", "")
+        if check_ref(ClaimRef(namespace, name, uid)):
+            return f"CDI spec {path} does not name the namespace/name of claim {uid}"
+        return CheckpointClaim(
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            state=ClaimState.RECOVERED,
+            devices=devices,
+            config_hash="",
+            cdi_spec_file=spec_file_name(uid),
+            cdi_spec=spec_json(spec),
+            recovered_from=f"CDI spec {path}",
+        )
+
+    def _settle_held(self, claims: dict[str, CheckpointClaim]) -> dict[str, str]:
+        """Check held claims against the API server; per UID what happened ("" = still held). Changes ``claims``.
+
+        Released: the claim is not found, was replaced (another UID under its name), is not allocated, or has
+        no device of this driver in this node's pool: no container can use its devices any more. Confirmed:
+        re-planned from its object (deterministic: the same CDI IDs and spec) and PrepareCompleted. Anything
+        else (API server unreachable, a plan that overlaps another held claim) stays held.
+        """
+        held = {uid: c for uid, c in claims.items() if c.state is ClaimState.RECOVERED}
+        if not held:
+            return {}
+        refs = [ClaimRef(c.namespace, c.name, uid) for uid, c in held.items()]
+        outcome: dict[str, str] = {}
+        for ref, got in zip(refs, self._lookup_many(refs, RECOVERY_LOOKUP_BUDGET_S), strict=True):
+            if isinstance(got, ClaimNotFoundError):
+                gone = "not found in the API server"
+            elif isinstance(got, BaseException):
+                log.warning("held claim %s (uid %s) stays held: %s", ref, ref.uid, got)
+                outcome[ref.uid] = ""
+                continue
+            else:
+                gone = self._gone_reason(ref, got)
+            if gone:
+                log.warning("releasing held claim %s (uid %s): %s", ref, ref.uid, gone)
+                claims.pop(ref.uid)
+                self.cdi.remove(ref.uid, sync_dir=False)
+                outcome[ref.uid] = f"released ({gone})"
+                continue
+            assert not isinstance(got, BaseException)
+            others = {u: c for u, c in claims.items() if u != ref.uid}
+            try:
+                plan = self._plan(ref, got, self._my_results(ref, got), others, [])
+                entry = plan.entry.model_copy(update={"state": ClaimState.PREPARE_COMPLETED})
+                if not self.cdi.is_current(ref.uid, entry.cdi_spec):
+                    self.cdi.write_many([(ref.uid, entry.cdi_spec)])
+            except (PlanError, OSError, ValueError) as exc:
+                log.error("held claim %s (uid %s) stays held: it cannot be re-planned: %s", ref, ref.uid, exc)
+                outcome[ref.uid] = ""
+                continue
+            claims[ref.uid] = entry
+            outcome[ref.uid] = "confirmed by the API server and re-planned"
+        return {u: o for u, o in outcome.items() if o}
+
+    def _gone_reason(self, ref: ClaimRef, obj: Mapping[str, Any]) -> str:
+        meta = obj.get("metadata")
+        uid = meta.get("uid") if isinstance(meta, Mapping) else None
+        if uid != ref.uid:
+            return f"its name now belongs to another claim (uid {uid})"
+        status = obj.get("status")
+        if not isinstance(status, Mapping) or not isinstance(status.get("allocation"), Mapping):
+            return "no longer allocated"
+        try:
+            self._my_results(ref, obj)
+        except PlanError:
+            return f"no device of {self.driver_name} allocated in this node's pool {self.node_name}"
+        return ""
+
+    def _report_damage(
+        self, damage: list[str], claims: Mapping[str, CheckpointClaim], settled: Mapping[str, str]
+    ) -> None:
+        held = sorted(f"{c.namespace}/{c.name} ({uid})" for uid, c in claims.items() if c.state is ClaimState.RECOVERED)
+        released = sum(1 for o in settled.values() if o.startswith("released"))
+        confirmed = sum(1 for o in settled.values() if o.startswith("confirmed"))
+        message = (
+            f"prepare state on node {self.node_name} could not be trusted: {'; '.join(damage)}. Nothing was rolled "
+            f"back; claims that may be in use were recovered from the CDI specs and the previous checkpoint: "
+            f"{confirmed} confirmed by the API server, {released} released (gone from the API server), "
+            f"{len(held)} still held until they can be checked{': ' + ', '.join(held) if held else ''}. "
+            "Held devices are refused to other claims; check the disk of the plugin data dir."
+        )
+        log.error("%s", message)
+        if self._alarm is not None:
+            try:
+                self._alarm(message)
+            except Exception:  # reporting must never fail a Prepare
+                log.exception("reporting the damaged prepare state failed")
 
     # ------------------------------------------------------------------ prepare
     def prepare(self, claims: Sequence[ClaimRefLike]) -> dict[str, ClaimResult]:
@@ -354,6 +541,11 @@ class Preparer:
             entry = state.claims.get(ref.uid)
             try:
                 mine = self._my_results(ref, obj)
+                if entry is not None and entry.state is ClaimState.RECOVERED:
+                    # Still held (the check in _load could not settle it): re-plan; on failure the hold stays.
+                    plan = self._plan(ref, obj, mine, state.claims, plans)
+                    plans.append(_Plan(plan.ref, plan.entry, plan.result, replaces=entry))
+                    continue
                 if entry is not None and _alloc_keys(mine) == {(d.pool, d.device, d.share_id) for d in entry.devices}:
                     if not self.cdi.is_current(ref.uid, entry.cdi_spec):
                         rewrites.append((ref, entry.cdi_spec))
@@ -391,6 +583,29 @@ class Preparer:
         except Exception as exc:  # a claim source must never take the batch down
             log.exception("reading resourceclaim %s failed", ref)
             return ClaimResult(error=f"resourceclaim {ref}: lookup failed: {type(exc).__name__}: {exc}")
+
+    def _lookup_many(self, refs: Sequence[ClaimRef], budget: float) -> list[Mapping[str, Any] | BaseException]:
+        """Raw reads for held claims: the object, or the exception (a ClaimNotFoundError is proof of absence)."""
+
+        def one(ref: ClaimRef) -> Mapping[str, Any] | BaseException:
+            try:
+                return self._claims.get(ref.namespace, ref.name)
+            except Exception as exc:
+                return exc
+
+        deadline = time.monotonic() + budget
+        pool = ThreadPoolExecutor(max_workers=min(LOOKUP_WORKERS, len(refs)), thread_name_prefix="claim-check")
+        try:
+            futures = [pool.submit(one, r) for r in refs]
+            out: list[Mapping[str, Any] | BaseException] = []
+            for ref, fut in zip(refs, futures, strict=True):
+                try:
+                    out.append(fut.result(timeout=max(0.0, deadline - time.monotonic())))
+                except FutureTimeout:
+                    out.append(TimeoutError(f"resourceclaim {ref}: not read within {budget:.0f} s"))
+            return out
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _fetch(self, refs: Sequence[ClaimRef]) -> list[Mapping[str, Any] | ClaimResult]:
         """Read the claims, several at a time for a batch, all within the batch's lookup budget."""
@@ -433,6 +648,9 @@ class Preparer:
         except OSError as exc:
             log.exception("writing prepare state failed")
             for p in plans:
+                if p.replaces is not None:  # a held claim keeps its hold (and its spec)
+                    state.claims[p.ref.uid] = p.replaces
+                    continue
                 state.claims.pop(p.ref.uid, None)
                 with contextlib.suppress(OSError):
                     self.cdi.remove(p.ref.uid, sync_dir=False)

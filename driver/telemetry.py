@@ -52,6 +52,12 @@ class DriverMetrics:
             description="Time to answer a kubelet gRPC request",
             explicit_bucket_boundaries_advisory=list(_SECONDS_BUCKETS),
         )
+        self._untrusted = meter.create_counter(
+            "snn_dra_prepare_state_untrusted",
+            unit="1",
+            description="Times the prepare state (checkpoint, CDI specs) could not be trusted and was recovered "
+            "from evidence; alert on any increase",
+        )
         self._inflight = meter.create_up_down_counter(
             "snn_dra_requests_inflight", unit="1", description="Kubelet gRPC requests being handled"
         )
@@ -96,6 +102,9 @@ class DriverMetrics:
             self._claims.add(ok, {"method": method, "result": "ok"})
         if failed:
             self._claims.add(failed, {"method": method, "result": "error"})
+
+    def state_untrusted(self) -> None:
+        self._untrusted.add(1)
 
     def published(self, devices: int) -> None:
         self.gauges.published_devices = devices

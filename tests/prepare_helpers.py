@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from referencing.jsonschema import DRAFT7
 from snn_dra.api.attributes import Family
 from snn_dra.api.nodeconfig import PublishConfig
 from snn_dra.driver.backends.base import Access, Board, Chip, Core, DeviceNode, EventQueue, Inventory, Router
-from snn_dra.driver.claims import ClaimLookupError, ClaimRef
+from snn_dra.driver.claims import ClaimNotFoundError, ClaimRef
 from snn_dra.driver.model import DeviceModel, build_model
 from snn_dra.driver.prepare import FaultHook, Preparer
 
@@ -136,11 +136,16 @@ class FakeClaimSource:
         try:
             return self.claims[(namespace, name)]
         except KeyError:
-            raise ClaimLookupError(f"resourceclaim {namespace}/{name}: not found in the API server") from None
+            raise ClaimNotFoundError(f"resourceclaim {namespace}/{name}: not found in the API server") from None
 
 
 def make_preparer(
-    tmp: Path, source: Any, *, hook: FaultHook | None = None, model: DeviceModel | None = None
+    tmp: Path,
+    source: Any,
+    *,
+    hook: FaultHook | None = None,
+    model: DeviceModel | None = None,
+    alarm: Callable[[str], None] | None = None,
 ) -> Preparer:
     boot = tmp / "boot_id"
     if not boot.exists():
@@ -156,6 +161,7 @@ def make_preparer(
         claims=source,
         fault_hook=hook,
         boot_id_path=boot,
+        on_alarm=alarm,
     )
 
 

@@ -424,6 +424,7 @@ REQUIRED_RULES = [
     # (apiGroup, resource, verb, resourceName or None) from kubelet-grpc.md §7
     ("resource.k8s.io", "resourceclaims", "get", None),
     ("", "nodes", "get", None),
+    ("", "events", "create", None),  # the Warning Event of a damaged prepare state (driver/events.py)
     *[
         ("resource.k8s.io", "resourceslices", verb, None)
         for verb in ("get", "list", "watch", "create", "update", "patch", "delete")

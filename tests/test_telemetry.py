@@ -62,3 +62,9 @@ def test_no_claim_uid_label_ever(metrics: DriverMetrics) -> None:
         pass
     labels = set(re.findall(r'(\w+)="', scrape(metrics)))
     assert not labels & {"uid", "claim", "namespace", "name"}
+
+
+def test_untrusted_prepare_state_is_counted(metrics: DriverMetrics) -> None:
+    metrics.state_untrusted()
+    metrics.state_untrusted()
+    assert sample(scrape(metrics), "snn_dra_prepare_state_untrusted_total") == 2

@@ -23,6 +23,7 @@ from snn_dra.driver.backends import load_backend
 from snn_dra.driver.backends.base import Backend, Inventory
 from snn_dra.driver.claims import KubeClaimSource
 from snn_dra.driver.compat import Publication, plan, profile_for_version
+from snn_dra.driver.events import post_node_event_async
 from snn_dra.driver.health import HealthMonitor
 from snn_dra.driver.kubejson import KubeJSON
 from snn_dra.driver.model import ModelDevice
@@ -33,6 +34,9 @@ from snn_dra.driver.publisher import PublishResult, SlicePublisher
 from snn_dra.driver.telemetry import DriverMetrics
 
 log = logging.getLogger("snn_dra.node")
+
+UNTRUSTED_STATE_REASON = "PrepareStateUntrusted"
+"""Reason of the Node Event sent when the checkpoint or CDI specs could not be trusted."""
 
 
 def api_client_for(kubeconfig: Path | None) -> client.ApiClient:
@@ -73,6 +77,7 @@ class NodeDriver:
         fault_hook: FaultHook | None = None,
     ) -> None:
         self.node_name = node_name
+        self.api_client = api_client
         self.node_config = node_config
         self.metrics = metrics
         self.backend = backend or load_backend(node_config, node_name)
@@ -105,7 +110,15 @@ class NodeDriver:
             state_dir=state_dir,
             claims=KubeClaimSource(api_client),
             fault_hook=fault_hook,
+            on_alarm=self._state_untrusted,
         )
+
+    # --- reports ----------------------------------------------------------------------------------
+    def _state_untrusted(self, message: str) -> None:
+        """The preparer found damaged state (already logged): count it and put a Warning Event on the Node."""
+        if self.metrics is not None:
+            self.metrics.state_untrusted()
+        post_node_event_async(self.api_client, self.node_name, reason=UNTRUSTED_STATE_REASON, message=message)
 
     # --- lookups the preparer and the health stream use ------------------------------------------
     def device(self, name: str) -> ModelDevice | None:
