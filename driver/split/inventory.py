@@ -63,13 +63,13 @@ class LiveInventory:
 
 
 def _value(attrs: Mapping[str, Any], name: str, device: str) -> Any:
-    entry = attrs.get(name)
-    if not isinstance(entry, Mapping) or not entry:
+    try:
+        return next(iter(attrs[name].values()))
+    except (KeyError, AttributeError, StopIteration):
         raise InventoryError(
             f"device {device} has no attribute {name}; the driver on its node is older than split placement "
             "(upgrade it so every device publishes chipRegion and the core geometry)"
-        )
-    return next(iter(entry.values()))
+        ) from None
 
 
 def _capacity(device: Mapping[str, Any], name: str) -> int:

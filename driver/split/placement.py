@@ -31,7 +31,7 @@ from snn_dra.driver.split.cost import NODE_HOPS, stage_hops, traffic
 from snn_dra.driver.split.inventory import LiveDevice
 from snn_dra.driver.split.planner import Plan, Stage, StageGroup
 
-MAX_STARTS: Final = 384
+MAX_STARTS: Final = 256
 """Greedy starts per node; beyond this the first stage's options are sampled evenly."""
 MAX_ROUNDS: Final = 50
 EPS: Final = 1e-9
@@ -83,25 +83,33 @@ class _NodeSpace:
     def __init__(self, devices: Sequence[LiveDevice]) -> None:
         self.devices = list(devices)
         sites = [d.site for d in self.devices]
-        chips = {c: i for i, c in enumerate(sorted({s.chip for s in sites}))}
-        boards = {b: i for i, b in enumerate(sorted({s.board for s in sites}))}
-        chip = np.array([chips[s.chip] for s in sites])
-        board = np.array([boards[s.board] for s in sites])
-        mesh = np.array([s.mesh for s in sites]).reshape(-1, 3)
-        origin = np.array([s.origin for s in sites]).reshape(-1, 2)
-        extent = np.array([s.extent for s in sites]).reshape(-1, 2)
-        host = np.array([s.hops_to_host for s in sites])
-        same_chip = chip[:, None] == chip[None, :]
-        same_board = board[:, None] == board[None, :]
-        core = np.abs(origin[:, None, :] - origin[None, :, :]).sum(axis=2)
+        chip_ids = sorted({s.chip for s in sites})
+        index = {c: i for i, c in enumerate(chip_ids)}
+        chip = np.array([index[s.chip] for s in sites], dtype=np.int64)
+        origin = np.array([s.origin for s in sites], dtype=np.int32).reshape(-1, 2)
+        extent = np.array([s.extent for s in sites], dtype=np.int32).reshape(-1, 2)
         to_port = origin.sum(axis=1)
-        chip_hops = np.abs(mesh[:, None, :] - mesh[None, :, :]).sum(axis=2)
-        via_board = to_port[:, None] + chip_hops + to_port[None, :]
-        via_host = host[:, None] + host[None, :]
-        self.hops = np.where(same_chip, core, np.where(same_board, via_board, via_host)).astype(np.float64)
-        lo, hi = origin, origin + extent
-        inter = (lo[:, None, :] < hi[None, :, :]) & (lo[None, :, :] < hi[:, None, :])
-        self.overlap = same_chip & inter.all(axis=2)
+        # chip-to-chip part of a route between two chips: over the board's mesh, or through the host
+        first = {s.chip: s for s in sites}
+        reps = [first[c] for c in chip_ids]
+        mesh = np.array([r.mesh for r in reps], dtype=np.int32).reshape(-1, 3)
+        chip_host = np.array([r.hops_to_host - sum(r.origin) for r in reps], dtype=np.int32)
+        board = np.array([r.board for r in reps])
+        between = np.abs(mesh[:, None, :] - mesh[None, :, :]).sum(axis=2)
+        between = np.where(board[:, None] == board[None, :], between, chip_host[:, None] + chip_host[None, :])
+        same_chip = chip[:, None] == chip[None, :]
+        x, y = origin[:, 0], origin[:, 1]
+        core = np.abs(x[:, None] - x[None, :]) + np.abs(y[:, None] - y[None, :])
+        cross = to_port[:, None] + to_port[None, :] + between[chip[:, None], chip[None, :]]
+        self.hops = np.where(same_chip, core, cross).astype(np.float64)
+        x2, y2 = x + extent[:, 0], y + extent[:, 1]
+        self.overlap = (
+            same_chip
+            & (x[:, None] < x2[None, :])
+            & (x[None, :] < x2[:, None])
+            & (y[:, None] < y2[None, :])
+            & (y[None, :] < y2[:, None])
+        )
         self.chip = chip
 
     def options(self, members: Sequence[int], count: int, whole_chips: bool) -> IntArray:
