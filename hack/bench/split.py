@@ -122,14 +122,14 @@ def cost_of(plan: Plan, sites: dict[str, Site], results: list[list[dict[str, Any
     return traffic([s.out_rate_keps for s in plan.stages], [by_stage[s.name] for s in plan.stages])
 
 
-class Budget(Exception):
+class OutOfTimeError(Exception):
     pass
 
 
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     def stop(signum: int, frame: FrameType | None) -> None:
-        raise Budget
+        raise OutOfTimeError
 
     old = signal.signal(signal.SIGALRM, stop)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -185,7 +185,7 @@ def run_instance(family: str, slices: list[dict[str, Any]], classes: list[dict[s
     try:
         with time_limit(OPTIMUM_BUDGET_S):
             out["optimum"] = exhaustive(plan, plan.groups[0], free)
-    except Budget:
+    except OutOfTimeError:
         pass
     return out
 
