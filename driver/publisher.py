@@ -12,7 +12,9 @@ consumers and operators see the same behaviour as with any Go driver:
 * obsolete slices are deleted first (with uid + resourceVersion preconditions), then changed slices
   are updated in full, then missing ones are created;
 * a field the API server did not store (feature gate off) is reported once as dropped, and the stored
-  object is taken as the desired state so the controller does not loop forever.
+  object is taken as the desired state so the controller does not loop forever;
+* stored and desired slices are compared by meaning (:func:`comparable_spec`): quantities by value, empty
+  optional fields and server-stamped taint times ignored, since the server rewrites all of those.
 
 Each pass reads raw JSON (``_preload_content=False``): the client's model classes would cost more
 than the pass itself and could hide a dropped field.
@@ -32,6 +34,8 @@ from kubernetes.client.exceptions import ApiException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from snn_dra.driver.kubejson import KubeJSON, resource_path
+from snn_dra.driver.quantity import server_value
+from snn_dra.driver.quantity_paths import RESOURCESLICE_SPEC_PATHS, map_quantities
 from snn_dra.driver.slices import generate_name, slice_prefix_width
 
 log = logging.getLogger(__name__)
@@ -87,13 +91,43 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, OSError))
 
 
-def _strip_volatile(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The spec without taint timestamps, which the server may round and which the driver never sets twice."""
-    out = copy.deepcopy(dict(spec))
+def _drop_empty(node: Any) -> Any:
+    """``node`` without null, empty-list and empty-map members: Go's API types omit those when they encode."""
+    if isinstance(node, Mapping):
+        out = {}
+        for key, value in node.items():
+            kept = _drop_empty(value)
+            if kept is not None and kept != [] and kept != {}:
+                out[key] = kept
+        return out
+    if isinstance(node, list):
+        return [_drop_empty(item) for item in node]
+    return node
+
+
+def _semantic_quantity(raw: Any) -> Any:
+    value = server_value(raw)
+    return raw if value is None else value
+
+
+def comparable_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A slice spec reduced to what the API server keeps, so stored and desired compare by meaning, not spelling.
+
+    The real server rewrites quantities in canonical text ("100000" -> "100k"), omits empty optional lists and
+    maps, and stamps taint ``timeAdded`` itself; any of those seen as a change makes the controller rewrite its
+    slices forever. Quantities become their exact stored values (so any server spelling matches), empties go,
+    taint times go (kept from the stored slice by :func:`_carry_taint_times`), and so does ``pool``, which the
+    controller compares on its own.
+    """
+    out = copy.deepcopy({k: v for k, v in spec.items() if k != "pool"})
     for device in out.get("devices") or []:
         for taint in device.get("taints") or []:
             taint.pop("timeAdded", None)
-    return out
+            if taint.get("value") == "":
+                del taint["value"]  # a string the API types omit when empty
+    map_quantities(out, RESOURCESLICE_SPEC_PATHS, _semantic_quantity)
+    kept: dict[str, Any] = _drop_empty(out)
+    return kept
 
 
 def _taint_key(taint: Mapping[str, Any]) -> tuple[Any, Any, Any]:
@@ -243,9 +277,7 @@ class SlicePublisher:
             prev = matched.get(index)
             if prev is not None:
                 _carry_taint_times(spec, prev["spec"])
-                compare_stored = {k: v for k, v in prev["spec"].items() if k != "pool"}
-                compare_want = {k: v for k, v in spec.items() if k != "pool"}
-                if _strip_volatile(compare_stored) != _strip_volatile(compare_want):
+                if comparable_spec(prev["spec"]) != comparable_spec(spec):
                     changed.append(index)
             specs.append(spec)
         missing = [i for i in range(count) if i not in matched]

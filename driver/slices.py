@@ -42,6 +42,7 @@ from snn_dra.api import attributes as attr
 from snn_dra.api.attributes import DRIVER_NAME, DeviceType
 from snn_dra.driver.backends.base import Chip
 from snn_dra.driver.model import CounterSet, DeviceModel, DeviceModelError, ModelDevice
+from snn_dra.driver.quantity import integer as canonical_integer
 from snn_dra.driver.topology import chip_region, hops_to_host
 from snn_dra.driver.validation.common import dns1123_subdomain_problems
 
@@ -65,8 +66,6 @@ DEFAULT_SHARE_DIVISOR: Final = 16
 """A claim that asks for no amount of a shared router/queue gets 1/16 of it."""
 
 _BINARY_CAPACITIES: Final = frozenset({attr.CAP_SYNAPSE_MEMORY, "synapse-memory"})
-_DECIMAL_SUFFIXES: Final = ("", "k", "M", "G", "T", "P", "E")
-_BINARY_SUFFIXES: Final = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
 
 
 class SliceBuildError(DeviceModelError):
@@ -75,18 +74,12 @@ class SliceBuildError(DeviceModelError):
 
 @functools.lru_cache(maxsize=65536)
 def quantity(value: int, binary: bool = False) -> str:
-    """A whole number as the API server's canonical Quantity (1000 -> ``1k``, 131072 bytes -> ``128Ki``)."""
-    if value == 0:
-        return "0"
-    if binary and -1024 < value < 1024:
-        binary = False  # the API server prints small binary amounts in decimal form
-    base, suffixes = (1024, _BINARY_SUFFIXES) if binary else (1000, _DECIMAL_SUFFIXES)
-    sign = "-" if value < 0 else ""
-    n, i = abs(value), 0
-    while i + 1 < len(suffixes) and n % base == 0:
-        n //= base
-        i += 1
-    return f"{sign}{n}{suffixes[i]}"
+    """A whole number as the API server stores it (1000 -> ``1k``; bytes: 131072 -> ``128Ki``, 100000 -> ``100k``).
+
+    A byte amount that is no whole number of KiB is written in decimal form: text without a binary suffix is
+    decimal to the server, which would store "100000" as "100k" and make every comparison differ.
+    """
+    return canonical_integer(value, binary)
 
 
 def _q(name: str, value: int) -> str:

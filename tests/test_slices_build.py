@@ -161,7 +161,7 @@ def test_akida_published_figures_and_pci() -> None:
     (chip,) = figures(built, "chip")
     assert chip["capacity"]["cores"] == {"value": "80"}
     assert chip["capacity"]["neurons"] == {"value": "1200k"}
-    assert chip["capacity"]["synapseMemory"] == {"value": "8000000"}  # not a multiple of 1Ki: plain bytes
+    assert chip["capacity"]["synapseMemory"] == {"value": "8M"}  # not a whole KiB: decimal, as the server stores it
     assert all(d["attributes"]["resource.kubernetes.io/pciBusID"] == {"string": "0000:01:00.0"} for d in devices(built))
 
 
@@ -282,7 +282,7 @@ def test_canonical_quantities() -> None:
     assert quantity(2_000_000) == "2M"
     assert quantity(131072, True) == "128Ki"
     assert quantity(1536, True) == "1536"
-    assert quantity(100_000, True) == "100000"
+    assert quantity(100_000, True) == "100k"  # no whole KiB: decimal text, which the server keeps
     assert quantity(1000, True) == "1k"
 
 

@@ -1,65 +1,21 @@
 """Kubernetes ``resource.Quantity`` semantics for the CEL ``quantity`` library, in pure Python.
 
 Kept apart from the engine adapter so any CEL engine (or the allocator's capacity arithmetic) computes the same
-answers. Values are exact ``Decimal``s; parsing is cached because selectors compare the same few literals and
-capacities over and over.
+answers. Values are exact ``Decimal``s; the grammar and parsing live in :mod:`snn_dra.driver.quantity`, the one
+home of quantity semantics, and are re-exported here for the CEL layer.
 """
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from decimal import Decimal
 
-# The Go grammar: signed decimal, then a binary-SI suffix, a decimal-SI suffix, or a decimal exponent.
-QUANTITY_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
-_BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
-_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-
-QUANTITY_SYNTAX_HINT = (
-    "a quantity such as '1', '500m', '2Gi' or '1e3' (regular expression '" + QUANTITY_RE.pattern + "')"
-)
-
-
-class QuantityError(ValueError):
-    """A string is not a quantity or an operation has no defined result (e.g. asInteger on 0.5)."""
-
-
-@lru_cache(maxsize=4096)
-def parse(text: str) -> Decimal:
-    """Exact value of a quantity string; raises QuantityError naming the accepted syntax."""
-    m = QUANTITY_RE.match(text)
-    if m is None:
-        raise QuantityError(f"{text!r} is not {QUANTITY_SYNTAX_HINT}")
-    suffix = m.group(2) or ""
-    number = text[: len(text) - len(suffix)]
-    try:
-        value = Decimal(number)
-    except InvalidOperation as e:  # pragma: no cover - the regex already excludes these
-        raise QuantityError(f"{text!r} is not {QUANTITY_SYNTAX_HINT}") from e
-    if suffix in _BINARY:
-        return value * (Decimal(2) ** _BINARY[suffix])
-    if suffix in _DECIMAL:
-        return value.scaleb(_DECIMAL[suffix])
-    return value.scaleb(int(suffix[1:]))
-
-
-def is_quantity(text: str) -> bool:
-    try:
-        parse(text)
-    except QuantityError:
-        return False
-    return True
-
-
-def format_decimal(value: Decimal) -> str:
-    """A plain decimal string that :func:`parse` reads back exactly (no exponent, no trailing zeros)."""
-    if value == 0:
-        return "0"
-    text = format(value.normalize(), "f")
-    return text
+from snn_dra.driver.quantity import INT64_MAX, INT64_MIN
+from snn_dra.driver.quantity import QUANTITY_RE as QUANTITY_RE
+from snn_dra.driver.quantity import QUANTITY_SYNTAX_HINT as QUANTITY_SYNTAX_HINT
+from snn_dra.driver.quantity import QuantityError as QuantityError
+from snn_dra.driver.quantity import format_decimal as format_decimal
+from snn_dra.driver.quantity import is_quantity as is_quantity
+from snn_dra.driver.quantity import parse as parse
 
 
 def compare(a: str, b: str) -> int:

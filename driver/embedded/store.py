@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from snn_dra.driver.embedded import patches
+from snn_dra.driver.embedded.canonical import canonicalize_quantities
 from snn_dra.driver.embedded.errors import (
     AlreadyExists,
     ApiError,
@@ -228,6 +229,7 @@ class Store:
             self._prepare_create(info, new)
             drop_disabled_fields(self.profile, resource, new, None)
             _default(resource, new)
+            canonicalize_quantities(resource, new)
             _default_taint_times(resource, new, None)
             self._validate(info, new, None, field_validation, warnings)
             key = _key(info, ns, meta["name"])
@@ -279,6 +281,7 @@ class Store:
                         new.pop("status", None)
             drop_disabled_fields(self.profile, resource, new, old)
             _default(resource, new)
+            canonicalize_quantities(resource, new)
             _default_taint_times(resource, new, old)
             self._validate(info, new, old, field_validation, warnings)
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + (

@@ -19,8 +19,8 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
-from snn_dra.driver.cel.quantity import QUANTITY_RE as QUANTITY_RE
 from snn_dra.driver.cel.semver import SEMVER_RE as SEMVER_RE
+from snn_dra.driver.quantity import QUANTITY_RE as QUANTITY_RE
 from snn_dra.driver.validation.errors import CauseType, FieldError
 
 # Limits from resource.k8s.io/v1 (see docs/resource-api.md §2).
