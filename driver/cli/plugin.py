@@ -23,7 +23,7 @@ from snn_dra.driver.cli.node import MeteredPreparer, NodeDriver, api_client_for
 from snn_dra.driver.model import DeviceModelError
 from snn_dra.driver.plugin.health import DEFAULT_INTERVAL_SECONDS, HealthProvider
 from snn_dra.driver.plugin.preparer import Preparer
-from snn_dra.driver.plugin.server import BackgroundTask, PluginConfig, PluginServer
+from snn_dra.driver.plugin.server import BackgroundTask, LivenessPortError, PluginConfig, PluginServer
 from snn_dra.driver.plugin.sockets import DEFAULT_PLUGIN_DIR, DEFAULT_REGISTRY_DIR, DRIVER_NAME, SocketPathError
 from snn_dra.driver.prepare import fault_hook_from_env
 from snn_dra.driver.telemetry import setup_metrics
@@ -48,6 +48,8 @@ class PluginOptions:
     health_interval: float
     metrics_port: int = -1
     """-1: no metrics; 0: any free port; else the port serving /metrics."""
+    health_port: int = -1
+    """-1: no liveness service; 0: any free port; else the TCP port of grpc.health.v1 (the DaemonSet's probes)."""
     fault_injection: bool = False
     """Tests only: arm the SIGKILL hook named by ``$SNN_DRA_FAULT_STEP`` (both are needed)."""
 
@@ -125,6 +127,15 @@ def kubelet_plugin(
     metrics_port: Annotated[
         int, typer.Option(min=-1, help="Port for Prometheus /metrics (-1: off, 0: any free port).")
     ] = -1,
+    health_port: Annotated[
+        int,
+        typer.Option(
+            min=-1,
+            max=65535,
+            help="TCP port of the grpc.health.v1 liveness service for native grpc probes; each Check makes real "
+            "calls through the plugin's sockets (-1: off, 0: any free port).",
+        ),
+    ] = -1,
     log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
     fault_injection: Annotated[
         bool,
@@ -154,6 +165,7 @@ def kubelet_plugin(
         pod_uid=pod_uid or None,
         health_interval=health_interval,
         metrics_port=metrics_port,
+        health_port=health_port,
         fault_injection=fault_injection,
     )
     wiring = build_wiring(options)
@@ -163,11 +175,15 @@ def kubelet_plugin(
         driver_name=DRIVER_NAME,
         pod_uid=options.pod_uid,
         health_interval=options.health_interval,
+        health_port=None if options.health_port < 0 else options.health_port,
     )
     try:
         server = PluginServer(config, wiring.preparer, wiring.health_provider)
     except SocketPathError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    code = asyncio.run(server.run_until_signal(wiring.background))
+    try:
+        code = asyncio.run(server.run_until_signal(wiring.background))
+    except LivenessPortError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--health-port") from exc
     if code:
         raise typer.Exit(code)

@@ -118,7 +118,9 @@ class ClaimService:
     async def prepare(self, method: str, claims: list[ClaimRef], context: Any) -> dict[str, tuple[list[Any], str]]:
         """Per claim UID: (devices, error). Every requested claim gets an entry."""
         rid = next(_request_ids)
-        log.info("rid=%d %s claims=[%s]", rid, method, _claims_text(claims))
+        # An empty call is the liveness probe's (every few seconds): keep it out of the INFO log.
+        level = logging.INFO if claims else logging.DEBUG
+        log.log(level, "rid=%d %s claims=[%s]", rid, method, _claims_text(claims))
         started = time.monotonic()
         bad = _malformed(claims, ("namespace", "name", "uid"))
         good = [c for c in claims if c.uid not in bad]
@@ -133,7 +135,8 @@ class ClaimService:
             else:
                 out[claim.uid] = (list(result.devices), "")
         failed = {uid: err for uid, (_, err) in out.items() if err}
-        log.info(
+        log.log(
+            level,
             "rid=%d %s done in %.3fs: %d prepared, %d failed%s",
             rid, method, time.monotonic() - started, len(out) - len(failed), len(failed),
             "".join(f"; {uid}: {err}" for uid, err in failed.items()),

@@ -32,6 +32,7 @@ from snn_dra.driver.plugin.health import (
     HealthV1Alpha1Servicer,
     HealthV1Servicer,
 )
+from snn_dra.driver.plugin.liveness import LivenessServicer, start_liveness_server
 from snn_dra.driver.plugin.lock import SerializationLock
 from snn_dra.driver.plugin.preparer import Preparer
 from snn_dra.driver.plugin.registration import SUPPORTED_VERSIONS, RegistrationServicer
@@ -65,6 +66,12 @@ class PluginConfig:
     health_interval: float = DEFAULT_INTERVAL_SECONDS
     stop_grace_seconds: float = 5.0
     supported_versions: tuple[str, ...] = field(default=SUPPORTED_VERSIONS)
+    health_port: int | None = None
+    """TCP port of the grpc.health.v1 liveness service (None: off, 0: any free port); see ``liveness.py``."""
+
+
+class LivenessPortError(RuntimeError):
+    """The liveness service's TCP port cannot be bound."""
 
 
 BackgroundTask = Callable[["PluginServer"], Coroutine[Any, Any, None]]
@@ -89,10 +96,14 @@ class PluginServer:
         self.registration = RegistrationServicer(config.driver_name, self.paths.dra, config.supported_versions)
         self._dra_server: grpc.aio.Server | None = None
         self._reg_server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
+        self.health_port: int | None = None
+        """The port the liveness service is bound to, once started."""
         self._identities: dict[Path, SocketIdentity | None] = {}
 
     def ready_line(self) -> str:
-        return f"ready: dra={self.paths.dra} registration={self.paths.registration}"
+        line = f"ready: dra={self.paths.dra} registration={self.paths.registration}"
+        return line if self.health_port is None else f"{line} health={self.health_port}"
 
     async def _listen(self, server: grpc.aio.Server, path: Path) -> None:
         if remove_stale_socket(path):
@@ -121,9 +132,24 @@ class PluginServer:
         await self._listen(registrar, self.paths.registration)
         log.info("registration service listening on %s", self.paths.registration)
 
+        if self.config.health_port is not None:
+            servicer = LivenessServicer(self.config.driver_name, self.paths.dra, self.paths.registration)
+            try:
+                self._health_server, self.health_port = await start_liveness_server(servicer, self.config.health_port)
+            except RuntimeError as exc:
+                raise LivenessPortError(
+                    f"cannot listen on TCP port {self.config.health_port} for the liveness probe ({exc}): another "
+                    "process (with hostNetwork, another plugin pod on the node) uses it; choose another --health-port "
+                    "and the same port in the DaemonSet's probes"
+                ) from exc
+            log.info("liveness service (grpc.health.v1) listening on TCP port %d", self.health_port)
+
     async def stop(self) -> None:
         """Deregister first, let in-flight Prepare/Unprepare finish, then remove our sockets (never others')."""
         self.health.close()
+        if self._health_server is not None:
+            await self._health_server.stop(0)
+            self._health_server = None
         if self._reg_server is not None:
             await self._reg_server.stop(0)
             self._reg_server = None
