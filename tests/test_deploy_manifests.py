@@ -4,8 +4,10 @@ Every kustomization is rendered with kubectl and each object is checked against 
 schemas of 1.34 to 1.37 in strict mode (unknown fields fail). On top of that, the checks tie the
 manifests to the code they deploy: DeviceClass and demo selectors compile with the project's CEL
 adapter and select exactly the devices the project publishes, the DaemonSet's arguments parse with the
-real CLI and mount the paths the plugin uses by default, its probe really connects to the plugin's
-socket, and the RBAC rules cover every API call the plugin makes (docs: kubelet-grpc.md §7).
+real CLI and mount the paths the plugin uses by default, its probes are native gRPC probes on the port the
+plugin's liveness service is given, the host's /dev and /sys reach only the production overlay, the RBAC rules
+cover every API call the plugin makes, and the admission policy (evaluated with a real CEL engine) keeps the
+plugin's slice writes to its own node and driver.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ import importlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from snn_dra.driver.cel import CelRuntimeError, compile_selector, device_view
 from snn_dra.driver.cli.app import app
 from snn_dra.driver.cli.plugin import DEFAULT_CDI_DIR
 from snn_dra.driver.model import build_model
-from snn_dra.driver.plugin.sockets import DEFAULT_PLUGIN_DIR, DEFAULT_REGISTRY_DIR, socket_paths
+from snn_dra.driver.plugin.sockets import DEFAULT_PLUGIN_DIR, DEFAULT_REGISTRY_DIR
 from snn_dra.driver.slices import build_slices
 
 REPO = Path(__file__).resolve().parent.parent
@@ -304,9 +304,26 @@ def test_daemonset_mounts_the_plugin_default_paths_at_the_host_paths(kustomizati
         # The DRA socket path is advertised to the kubelet verbatim: inside and outside must be equal.
         assert volume.get("hostPath", {}).get("path") == str(path), volume
         assert not mount.get("readOnly", False), f"{path} must be writable"
+
+
+def _host_paths(objects: list[Obj]) -> set[str]:
+    pod = one(objects, "DaemonSet")["spec"]["template"]["spec"]
+    return {v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+
+
+@pytest.mark.parametrize("kustomization", (BASE, KIND))
+def test_the_hosts_dev_and_sys_are_not_mounted_where_the_simulated_backend_runs(kustomization: str) -> None:
+    objects = render(kustomization)
+    assert not {"/dev", "/sys"} & set(mounts_by_path(objects)), "the simulated backend needs neither /dev nor /sys"
+    assert not {"/dev", "/sys"} & _host_paths(objects)
+
+
+def test_only_the_production_overlay_mounts_the_hosts_dev_and_sys_read_only() -> None:
+    mounts = mounts_by_path(render(PRODUCTION))
     for host in ("/dev", "/sys"):
         mount, volume = mounts[host]
-        assert volume["hostPath"]["path"] == host and mount.get("readOnly") is True, (mount, volume)
+        assert volume["hostPath"] == {"path": host, "type": "Directory"}, volume
+        assert mount.get("readOnly") is True and mount.get("recursiveReadOnly") == "IfPossible", mount
 
 
 @pytest.mark.parametrize("kustomization", DRIVER_OVERLAYS)
@@ -387,36 +404,29 @@ def test_production_overlay_runs_the_sysfs_backend_only_on_labelled_nodes() -> N
     assert re.fullmatch(r"ghcr\.io/snn-dra/snn-dra:v\d+\.\d+\.\d+", plugin_container(objects)["image"])
 
 
-def _probe_code(objects: list[Obj]) -> str:
-    container = plugin_container(objects)
-    codes = {tuple(container[p]["exec"]["command"]) for p in ("startupProbe", "readinessProbe", "livenessProbe")}
-    assert len(codes) == 1, "startup, readiness and liveness probes should run the same socket check"
-    [command] = codes
-    assert command[:2] == ("python", "-c")
-    return str(command[2])
+KUBELET_PORTS = {10248, 10250, 10255, 10256}
+"""healthz, the kubelet API, its read-only port, kube-proxy's healthz (all possibly bound on the host)."""
 
 
-def test_probe_succeeds_only_while_the_pods_dra_socket_accepts_connections() -> None:
-    code = _probe_code(render(BASE))
-    uid = "0b1c2d3e-0000-4000-8000-000000000002"
-    expected = socket_paths(DEFAULT_PLUGIN_DIR, DEFAULT_REGISTRY_DIR, pod_uid=uid).dra
-    assert f"{DEFAULT_PLUGIN_DIR}/dra-" in code
-    with tempfile.TemporaryDirectory(prefix="p", dir="/tmp") as short:  # unix socket paths are limited to 108 bytes
-        local = code.replace(str(DEFAULT_PLUGIN_DIR), short)
-        env = {**os.environ, "POD_UID": uid}
-
-        def probe() -> int:
-            return subprocess.run([sys.executable, "-c", local], env=env, capture_output=True, check=False).returncode
-
-        assert probe() != 0, "probe passed without a socket"
-        server = socket.socket(socket.AF_UNIX)
-        try:
-            server.bind(str(Path(short) / expected.name))
-            assert probe() != 0, "probe passed on a socket nobody listens on"
-            server.listen(1)
-            assert probe() == 0, "probe failed on the listening DRA socket"
-        finally:
-            server.close()
+@pytest.mark.parametrize("kustomization", (BASE, *DRIVER_OVERLAYS))
+def test_probes_are_native_grpc_probes_of_the_plugins_liveness_service(kustomization: str) -> None:
+    """Startup, readiness and liveness ask grpc.health.v1 on the port the CLI is given (driver/plugin/liveness.py)."""
+    container = plugin_container(render(kustomization))
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    command = group.get_command(typer.Context(group), "kubelet-plugin")
+    assert command is not None
+    args = [a for a in container["args"] if a.startswith("--health-port")]
+    port = command.make_context("kubelet-plugin", args).params["health_port"]
+    assert isinstance(port, int) and 0 < port < 65536, "the DaemonSet must turn the liveness service on"
+    assert port not in KUBELET_PORTS and not 32768 <= port <= 60999, "a kubelet port or an ephemeral one"
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = container[kind]
+        assert set(probe) & {"exec", "httpGet", "tcpSocket", "grpc"} == {"grpc"}, f"{kind} must be a native grpc probe"
+        assert probe["grpc"]["port"] == port, f"{kind} probes port {probe['grpc']['port']}, the plugin serves {port}"
+        assert probe["grpc"].get("service", "") in ("", DRIVER_NAME)  # what LivenessServicer answers
+        assert probe["timeoutSeconds"] >= 3, f"{kind}: the check makes two calls of up to 2 s each"
+    assert "ports" not in container, "a declared port becomes a hostPort under hostNetwork and blocks maxSurge"
 
 
 # ------------------------------------------------------------------------------------- RBAC, admission
@@ -479,7 +489,10 @@ def test_admission_policy_limits_the_plugins_slice_writes_to_its_node() -> None:
     variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
     assert "authentication.kubernetes.io/node-name" in variables["callerNode"]
     assert "oldObject" in variables["sliceNode"], "DELETE has no object: the node must come from oldObject"
-    assert any(v["expression"] == "variables.callerNode == variables.sliceNode" for v in policy["spec"]["validations"])
+    assert "object.spec" in variables["newDriver"] and "oldObject.spec" in variables["oldDriver"]
+    expressions = [v["expression"] for v in policy["spec"]["validations"]]
+    assert "variables.callerNode == variables.sliceNode" in expressions
+    assert sum(f'== "{DRIVER_NAME}"' in e for e in expressions) == 2, "the driver is checked on old and new objects"
 
 
 def _policy_verdict(policy: Obj, request: Obj, obj: Obj | None, old: Obj | None) -> tuple[bool, bool, str]:
@@ -521,8 +534,8 @@ def test_admission_policy_lets_the_plugin_write_only_its_own_nodes_slices() -> N
         extra = {"authentication.kubernetes.io/node-name": [node]} if node else {}
         return {"operation": operation, "userInfo": {"username": user, "extra": extra}}
 
-    def slice_on(node: str) -> Obj:
-        return {"spec": {"driver": DRIVER_NAME, "nodeName": node}}
+    def slice_on(node: str, driver: str = DRIVER_NAME) -> Obj:
+        return {"spec": {"driver": driver, "nodeName": node}}
 
     own, other, cluster_wide = slice_on("node-a"), slice_on("node-b"), {"spec": {"allNodes": True}}
     assert _policy_verdict(policy, request("CREATE"), own, None) == (True, True, "")
@@ -535,6 +548,21 @@ def test_admission_policy_lets_the_plugin_write_only_its_own_nodes_slices() -> N
     assert not allowed and "without spec.nodeName" in message
     matched, allowed, message = _policy_verdict(policy, request("CREATE", node=None), own, None)
     assert not allowed and "ServiceAccountTokenPodNodeInfo" in message
+    # Another driver's slice on the plugin's own node: a stolen token must not create, change or delete it.
+    foreign = slice_on("node-a", "gpu.example.com")
+    for operation, obj, old in (
+        ("CREATE", foreign, None),
+        ("UPDATE", foreign, foreign),
+        ("UPDATE", own, foreign),  # taking it over
+        ("UPDATE", foreign, own),  # handing ours to another driver
+        ("DELETE", None, foreign),
+    ):
+        matched, allowed, message = _policy_verdict(policy, request(operation), obj, old)
+        assert matched and not allowed and "gpu.example.com" in message, (operation, message)
+        assert "driver snn.dra.dev" in message
+    # Nor move a slice of another node onto its own.
+    matched, allowed, message = _policy_verdict(policy, request("UPDATE"), own, other)
+    assert not allowed and "may not take over" in message and "node-b" in message
     # Anyone else (an admin, another driver) is not matched and keeps what RBAC gives them.
     assert _policy_verdict(policy, request("CREATE", user="kubernetes-admin", node=None), other, None)[:2] == (
         False,
