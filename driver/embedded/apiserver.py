@@ -6,12 +6,17 @@ semantics: Status errors, optimistic concurrency, every patch type, watch with b
 server-side Table output and the OpenAPI v3 documents kubectl asks for. Strategic merge patches are JSON merge
 patches with merge-by-key for the usual core lists; server-side apply is create-or-merge per field manager (fields
 a manager stops applying are removed; lists are atomic; no managedFields and no conflicts between managers).
+
+Everything a request costs beyond reading its bytes (decoding, validation with CEL, the store, encoding the answer)
+runs in a small thread pool, never on the event loop, so one large or slow request cannot hold up the others;
+bodies are bounded as upstream bounds them (``bodies``), and plain HTTP on the TLS port gets upstream's 400.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
@@ -21,20 +26,21 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import yaml
 from aiohttp import web
 
-from snn_dra.driver.embedded import discovery, openapi, patches, protobuf, tables
+from snn_dra.driver.embedded import bodies, discovery, openapi, patches, tables
 from snn_dra.driver.embedded.errors import (
     ApiError,
     BadRequest,
     InternalError,
     MethodNotAllowed,
     NotFound,
+    RequestEntityTooLarge,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -43,11 +49,14 @@ from snn_dra.driver.embedded.resources import RESOURCE_GROUP, RESOURCES, Resourc
 from snn_dra.driver.embedded.selectors import parse_field_selector, parse_label_selector
 from snn_dra.driver.embedded.store import Obj, Store
 from snn_dra.driver.embedded.tls import generate_serving_cert
+from snn_dra.driver.embedded.tlsport import TlsOnlyListener
 
 log = logging.getLogger(__name__)
 
 _UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 _DEFAULT_WATCH_TIMEOUT = 1800.0
+REQUEST_WORKERS = 4
+"""Threads that decode, validate, store and encode; requests beyond that queue (the event loop stays free)."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -87,8 +96,16 @@ class ApiServerApp:
         self.bookmark_interval = bookmark_interval
         self.address = address
         self._watches: set[asyncio.Task[Any]] = set()
-        self.app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)
+        self._pool = ThreadPoolExecutor(max_workers=REQUEST_WORKERS, thread_name_prefix="apiserver-request")
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=bodies.MAX_REQUEST_BODY_BYTES)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+
+    def close(self) -> None:
+        """Stop the worker threads (queued requests are dropped; call after the server stopped accepting)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _offload(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
 
     async def cancel_watches(self) -> None:
         tasks = list(self._watches)
@@ -109,6 +126,12 @@ class ApiServerApp:
             return await handler(request)
         except ApiError as e:
             return _status(e)
+        except web.HTTPRequestEntityTooLarge:
+            return _status(RequestEntityTooLarge.limit(bodies.MAX_REQUEST_BODY_BYTES))
+        except web.HTTPException as e:  # aiohttp's own refusals, still answered as a Status with their code
+            err = ApiError(e.text or e.reason)
+            err.code, err.reason = e.status, e.reason.replace(" ", "")
+            return _status(err)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as e:  # a bug must still answer as a Status
@@ -121,6 +144,41 @@ class ApiServerApp:
         path = request.path.rstrip("/") or "/"
         if path in _UNAUTHENTICATED_PATHS:
             return web.Response(text="ok")
+        if request.method == "GET" and _truthy(request.query.get("watch")):
+            target = self._target(request)
+            if target is not None and target[2] is None:
+                return await self._watch(request, target[0], target[1])
+        raw = b""
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise RequestEntityTooLarge.limit(bodies.MAX_REQUEST_BODY_BYTES) from None
+        return await self._offload(self._dispatch_sync, request, path, raw)  # type: ignore[no-any-return]
+
+    def _target(self, request: web.Request) -> tuple[ResourceInfo, str | None, str | None] | None:
+        """(resource, namespace, name) of a plain resource URL, None for anything else (bindings included)."""
+        parts = request.path.rstrip("/").strip("/").split("/")
+        if parts[:2] == ["api", "v1"]:
+            group, rest = "", parts[2:]
+        elif parts[:3] == ["apis", RESOURCE_GROUP, "v1"]:
+            group, rest = RESOURCE_GROUP, parts[3:]
+        else:
+            return None
+        namespace: str | None = None
+        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
+            namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 2:
+            return None
+        info = RESOURCES.get(rest[0])
+        if info is None or info.group != group or info.plural not in self.store.served:
+            return None
+        if namespace is not None and not info.namespaced:
+            return None
+        return info, namespace, rest[1] if len(rest) == 2 else None
+
+    def _dispatch_sync(self, request: web.Request, path: str, raw: bytes) -> web.StreamResponse:
+        """Everything but watches, in a worker thread: routing, decoding, the store and the answer's encoding."""
         if request.method != "GET" and not (path.startswith("/api/") or path.startswith("/apis/")):
             raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({path})")
         profile = self.store.profile.version
@@ -146,12 +204,12 @@ class ApiServerApp:
                                 content_type="application/json")
         parts = path.strip("/").split("/")
         if parts[:2] == ["api", "v1"]:
-            return await self._resource(request, "", parts[2:])
+            return self._resource(request, "", parts[2:], raw)
         if parts[:3] == ["apis", RESOURCE_GROUP, "v1"]:
-            return await self._resource(request, RESOURCE_GROUP, parts[3:])
+            return self._resource(request, RESOURCE_GROUP, parts[3:], raw)
         raise NotFound.path(path)
 
-    async def _resource(self, request: web.Request, group: str, rest: list[str]) -> web.StreamResponse:
+    def _resource(self, request: web.Request, group: str, rest: list[str], raw: bytes) -> web.StreamResponse:
         namespace: str | None = None
         if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
             namespace, rest = rest[1], rest[2:]
@@ -159,9 +217,10 @@ class ApiServerApp:
             raise NotFound.path(request.path)
         plural = rest[0]
         if plural == "bindings" and group == "" and namespace and len(rest) == 1 and request.method == "POST":
-            body = await self._body(request)
-            return await self._bind(request, namespace, str(((body or {}).get("metadata") or {}).get("name", "")),
-                                    body)
+            body = self._body(request, raw)
+            meta = body.get("metadata") if isinstance(body, dict) else None
+            return self._bind(request, namespace, str((meta if isinstance(meta, dict) else {}).get("name", "")),
+                              raw, body)
         info = RESOURCES.get(plural)
         if info is None or info.group != group or plural not in self.store.served:
             raise NotFound.path(request.path)
@@ -174,46 +233,35 @@ class ApiServerApp:
         m = request.method
         if name is None:
             if m == "GET":
-                if _truthy(request.query.get("watch")):
-                    return await self._watch(request, info, namespace)
                 return self._list(request, info, namespace)
             if m == "POST":
-                return await self._create(request, info, namespace)
+                return self._create(request, info, namespace, raw)
             if m == "DELETE":
                 return self._delete_collection(request, info, namespace)
         else:
             if sub == "binding" and plural == "pods" and m == "POST":
-                return await self._bind(request, namespace or "", name)
+                return self._bind(request, namespace or "", name, raw)
             if sub not in (None, "status"):
                 raise NotFound.path(request.path)
             if m == "GET":
                 obj = self.store.get(plural, namespace, name)
                 return self._respond(request, info, obj)
             if m == "PUT":
-                return await self._update(request, info, namespace, name, sub)
+                return self._update(request, info, namespace, name, sub, raw)
             if m == "PATCH":
-                return await self._patch(request, info, namespace, name, sub)
+                return self._patch(request, info, namespace, name, sub, raw)
             if m == "DELETE" and sub is None:
-                return await self._delete(request, info, namespace, name)
+                return self._delete(request, info, namespace, name, raw)
         raise MethodNotAllowed(f"the server does not allow this method on the requested resource "
                                f"({m} {request.path})")
 
     # -- helpers -------------------------------------------------------------------------------------------------
 
     @staticmethod
-    async def _body(request: web.Request) -> Any:
-        raw = await request.read()
+    def _body(request: web.Request, raw: bytes) -> Any:
         if not raw:
             raise BadRequest("the request body is empty; send the object as JSON or YAML")
-        ctype = request.content_type or "application/json"
-        if ctype == protobuf.MEDIA_TYPE:
-            return protobuf.decode(raw)
-        try:
-            if "yaml" in ctype:
-                return yaml.safe_load(raw)
-            return json.loads(raw)
-        except (ValueError, yaml.YAMLError) as e:
-            raise BadRequest(f"the request body is not valid {'YAML' if 'yaml' in ctype else 'JSON'}: {e}") from e
+        return bodies.decode(raw, request.content_type or "application/json")
 
     def _respond(self, request: web.Request, info: ResourceInfo, obj: Obj, status: int = 200,
                  warnings: list[str] | None = None) -> web.Response:
@@ -260,17 +308,17 @@ class ApiServerApp:
         return _json({"kind": info.list_kind, "apiVersion": info.api_version,
                       "metadata": {"resourceVersion": rv}, "items": items})
 
-    async def _create(self, request: web.Request, info: ResourceInfo, namespace: str | None) -> web.Response:
-        body = await self._body(request)
+    def _create(self, request: web.Request, info: ResourceInfo, namespace: str | None, raw: bytes) -> web.Response:
+        body = self._body(request, raw)
         self._set_namespace(body, info, namespace)
         warnings: list[str] = []
         obj = self.store.create(info.plural, body, dry_run=self._dry_run(request),
                                 field_validation=self._field_validation(request), warnings=warnings)
         return self._respond(request, info, obj, 201, warnings)
 
-    async def _update(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,
-                      sub: str | None) -> web.Response:
-        body = await self._body(request)
+    def _update(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,
+                sub: str | None, raw: bytes) -> web.Response:
+        body = self._body(request, raw)
         self._set_namespace(body, info, namespace)
         if body["metadata"].get("name", name) != name:
             raise BadRequest(f"the name of the object ({body['metadata'].get('name')}) does not match the name on "
@@ -281,17 +329,13 @@ class ApiServerApp:
                                 field_validation=self._field_validation(request), warnings=warnings)
         return self._respond(request, info, obj, 200, warnings)
 
-    async def _patch(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,
-                     sub: str | None) -> web.Response:
+    def _patch(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,
+               sub: str | None, raw: bytes) -> web.Response:
         ctype = request.content_type
         if ctype not in patches.PATCH_TYPES:
             raise UnsupportedMediaType(f"the body of the request was in an unknown format - accepted media types "
                                        f"include: {', '.join(patches.PATCH_TYPES)}")
-        raw = await request.read()
-        try:
-            body = yaml.safe_load(raw) if ctype == patches.APPLY else json.loads(raw or b"null")
-        except (ValueError, yaml.YAMLError) as e:
-            raise BadRequest(f"the patch is not valid {'YAML' if ctype == patches.APPLY else 'JSON'}: {e}") from e
+        body = bodies.decode(raw or b"null", "application/yaml" if ctype == patches.APPLY else ctype, "patch")
         if ctype == patches.APPLY and not request.query.get("fieldManager"):
             raise BadRequest("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests")
         existed = True
@@ -306,15 +350,13 @@ class ApiServerApp:
                                field_validation=self._field_validation(request), warnings=warnings)
         return self._respond(request, info, obj, 200 if existed else 201, warnings)
 
-    async def _delete(self, request: web.Request, info: ResourceInfo, namespace: str | None,
-                      name: str) -> web.Response:
-        raw = await request.read()
-        opts: dict[str, Any] = {}
+    def _delete(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,
+                raw: bytes) -> web.Response:
+        opts: Any = {}
         if raw.strip():
-            try:
-                opts = json.loads(raw)
-            except ValueError as e:
-                raise BadRequest(f"the DeleteOptions body is not valid JSON: {e}") from e
+            opts = bodies.decode(raw, "application/json", "DeleteOptions body")
+        if not isinstance(opts, dict) or not isinstance(opts.get("preconditions") or {}, dict):
+            raise BadRequest("the DeleteOptions body must be an object (preconditions an object too)")
         pre = opts.get("preconditions") or {}
         obj = self.store.delete(info.plural, namespace, name, uid=pre.get("uid"),
                                 resource_version=pre.get("resourceVersion"),
@@ -330,10 +372,13 @@ class ApiServerApp:
         return _json({"kind": info.list_kind, "apiVersion": info.api_version,
                       "metadata": {"resourceVersion": self.store.resource_version}, "items": items})
 
-    async def _bind(self, request: web.Request, namespace: str, name: str, body: Any = None) -> web.Response:
+    def _bind(self, request: web.Request, namespace: str, name: str, raw: bytes, body: Any = None) -> web.Response:
         if body is None:
-            body = await self._body(request)
-        node = ((body or {}).get("target") or {}).get("name") or ""
+            body = self._body(request, raw)
+        target = body.get("target") if isinstance(body, dict) else None
+        node = (target if isinstance(target, dict) else {}).get("name") or ""
+        if not isinstance(node, str):
+            raise BadRequest("target.name (the node) must be a string")
         self.store.bind_pod(namespace, name, node)
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
 
@@ -348,6 +393,7 @@ class ApiServerApp:
             raise BadRequest(f"invalid timeoutSeconds {q.get('timeoutSeconds')!r}") from None
         as_table = _wants_table(request)
         include = q.get("includeObject", "Metadata")
+        await self.store.wait_for_resource_version(q.get("resourceVersion"))  # 504 if it never comes
         task = asyncio.current_task()
         assert task is not None
         self._watches.add(task)
@@ -358,15 +404,11 @@ class ApiServerApp:
         events = self.store.watch(info.plural, namespace, q.get("resourceVersion"),
                                   label_selector=label_selector, field_selector=field_selector,
                                   bookmark_interval=self.bookmark_interval if _truthy(q.get("allowWatchBookmarks"))
-                                  else None)
+                                  else None, copy_objects=False)
         try:
             async with asyncio.timeout(timeout):
                 async for ev in events:
-                    if as_table and ev["type"] != "BOOKMARK":
-                        ev = {"type": ev["type"], "object": tables.table(
-                            info.plural, [ev["object"]], ev["object"]["metadata"].get("resourceVersion", ""),
-                            include)}
-                    await resp.write(json.dumps(ev).encode() + b"\n")
+                    await resp.write(await self._offload(_encode_event, ev, info, as_table, include))
         except ApiError as e:
             await resp.write(json.dumps({"type": "ERROR", "object": e.status()}).encode() + b"\n")
         except TimeoutError:
@@ -379,6 +421,16 @@ class ApiServerApp:
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await resp.write_eof()
         return resp
+
+
+def _encode_event(ev: Mapping[str, Any], info: ResourceInfo, as_table: bool, include: str) -> bytes:
+    """One watch event line (in a worker thread: the object may be large)."""
+    if as_table and ev["type"] != "BOOKMARK":
+        obj = ev["object"]
+        meta = obj.get("metadata")
+        rv = meta.get("resourceVersion", "") if isinstance(meta, Mapping) else ""
+        ev = {"type": ev["type"], "object": tables.table(info.plural, [obj], rv, include)}
+    return json.dumps(ev).encode() + b"\n"
 
 
 class EmbeddedApiServer:
@@ -406,6 +458,7 @@ class EmbeddedApiServer:
         self.ca_pem = b""
         self._api: ApiServerApp | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: TlsOnlyListener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -430,21 +483,24 @@ class EmbeddedApiServer:
         # handler_cancellation: a watch whose client disconnected is cancelled at once instead of lingering.
         self._runner = web.AppRunner(self._api.app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        assert self._runner.server is not None
+        self._listener = TlsOnlyListener(self._runner.server, ctx, self.host, self.port)
+        await self._listener.start()
+        self.port = self._listener.port
         self._api.address = f"{self.host}:{self.port}"
         write_kubeconfig(self.kubeconfig_path, self.url, self.ca_pem, self.token)
 
     async def stop_async(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
         if self._api is not None:
             await self._api.cancel_watches()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._api is not None:
+            self._api.close()
 
     async def serve(self) -> None:
         """Serve until cancelled (for callers that own an event loop)."""

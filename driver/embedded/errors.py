@@ -141,3 +141,38 @@ class Gone(ApiError):  # noqa: N818 - names fixed by the cross-part contract
 class InternalError(ApiError):
     code = 500
     reason = "InternalError"
+
+
+class Forbidden(ApiError):  # noqa: N818 - named like the other Status reasons
+    """403: ``<resource> "<name>" is forbidden: <why>`` (admission refusals, such as deleting ``default``)."""
+
+    code = 403
+    reason = "Forbidden"
+
+    @classmethod
+    def of(cls, resource: str, group: str, name: str, why: str) -> Forbidden:
+        return cls(f'{_qualified(resource, group)} "{name}" is forbidden: {why}', _details(resource, group, name))
+
+
+class RequestEntityTooLarge(ApiError):  # noqa: N818 - named like the other Status reasons
+    """413: the body is over ``MaxRequestBodyBytes``; the message carries the limit as upstream's does."""
+
+    code = 413
+    reason = "RequestEntityTooLarge"
+
+    @classmethod
+    def limit(cls, limit: int) -> RequestEntityTooLarge:
+        return cls(f"Request entity too large: limit is {limit}")
+
+
+class Timeout(ApiError):  # noqa: N818 - named like the other Status reasons
+    """504 ``Timeout``; for a watch from a future resourceVersion it carries the ``ResourceVersionTooLarge`` cause."""
+
+    code = 504
+    reason = "Timeout"
+
+    @classmethod
+    def too_large_resource_version(cls, requested: int, current: int, retry_after: int = 1) -> Timeout:
+        return cls(f"Timeout: Too large resource version: {requested}, current: {current}", {
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": retry_after})

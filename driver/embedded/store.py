@@ -29,9 +29,11 @@ from snn_dra.driver.embedded.errors import (
     ApiError,
     BadRequest,
     Conflict,
+    Forbidden,
     Gone,
     Invalid,
     NotFound,
+    Timeout,
 )
 from snn_dra.driver.embedded.metavalidation import validate_metadata
 from snn_dra.driver.embedded.profiles import Profile, drop_disabled_fields, resolve_profile, served_resources
@@ -49,6 +51,12 @@ Validator = Callable[[Mapping[str, Any], Mapping[str, Any] | None, str], list[Fi
 
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")  # as a new cluster has
+IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+"""Namespaces the NamespaceLifecycle admission plugin refuses to delete (403)."""
+_UPDATE_ATTEMPTS = 20
+"""How often an update computed outside the lock is recomputed when another write beat it."""
+FUTURE_RESOURCE_VERSION_WAIT = 3.0
+"""How long a watch from a resourceVersion the store has not reached waits for it (upstream's watch cache: 3 s)."""
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # upstream generateName alphabet (no vowels, no confusables)
 
 
@@ -126,6 +134,7 @@ class Store:
         self._validator = validator
         self._applied: dict[str, dict[str, Any]] = {}  # uid -> field manager -> last applied configuration
         self._unchecked: set[str] = set()  # uids of objects stored without validation (load_unchecked)
+        self.future_rv_wait = FUTURE_RESOURCE_VERSION_WAIT
         for ns in namespaces:
             self.create("namespaces", {"metadata": {"name": ns}})
 
@@ -204,6 +213,7 @@ class Store:
         """Create; ``field_validation`` (Strict | Warn | Ignore) decides what unknown fields do, as upstream.
 
         Strict rejects them (400); Warn and Ignore drop them, Warn appending a message to ``warnings``.
+        Validation runs outside the store lock (it may compile CEL), so a large write never holds up the others.
         """
         info = self.info(resource)
         new = self._typed_copy(info, obj)
@@ -214,27 +224,26 @@ class Store:
         if info.namespaced and not ns:
             raise BadRequest(f"{info.kind} {meta.get('name') or meta.get('generateName')!r}: metadata.namespace is "
                              "required for a namespaced resource")
+        self._check_namespace_open(info, resource, ns, meta)
+        for k in ("uid", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
+            meta.pop(k, None)
+        generated = not meta.get("name") and bool(meta.get("generateName"))
+        if generated:
+            meta["name"] = self._generate_name(info, ns, meta["generateName"])
+        self._prepare_create(info, new)
+        drop_disabled_fields(self.profile, resource, new, None)
+        _default(resource, new)
+        canonicalize_quantities(resource, new)
+        _default_taint_times(resource, new, None)
+        self._validate(info, new, None, field_validation, warnings)
         with self._lock:
-            if info.namespaced:
-                nsobj = self._objs["namespaces"].get(("", ns))
-                if nsobj is None:
-                    raise NotFound.of("namespaces", "", ns)
-                if (nsobj.get("metadata") or {}).get("deletionTimestamp"):
-                    raise _forbidden(f'{resource} "{meta.get("name", "")}" is forbidden: unable to create new '
-                                     f"content in namespace {ns} because it is being terminated")
-            for k in ("uid", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
-                meta.pop(k, None)
-            if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = self._generate_name(info, ns, meta["generateName"])
-            self._prepare_create(info, new)
-            drop_disabled_fields(self.profile, resource, new, None)
-            _default(resource, new)
-            canonicalize_quantities(resource, new)
-            _default_taint_times(resource, new, None)
-            self._validate(info, new, None, field_validation, warnings)
+            self._check_namespace_open(info, resource, ns, meta)  # again: it may have gone meanwhile
             key = _key(info, ns, meta["name"])
             if key in self._objs[resource]:
-                raise AlreadyExists.of(resource, info.group, meta["name"])
+                if not generated:
+                    raise AlreadyExists.of(resource, info.group, meta["name"])
+                meta["name"] = self._generate_name(info, ns, meta["generateName"])  # same prefix: still valid
+                key = _key(info, ns, meta["name"])
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = now_rfc3339()
             meta["generation"] = 1
@@ -242,113 +251,175 @@ class Store:
                 return copy.deepcopy(new)
             return self._commit(info, "ADDED", new, None)
 
+    def _check_namespace_open(self, info: ResourceInfo, resource: str, ns: str, meta: Mapping[str, Any]) -> None:
+        if not info.namespaced:
+            return
+        with self._lock:
+            nsobj = self._objs["namespaces"].get(("", ns))
+            if nsobj is None:
+                raise NotFound.of("namespaces", "", ns)
+            if (nsobj.get("metadata") or {}).get("deletionTimestamp"):
+                raise _forbidden(f'{resource} "{meta.get("name", "")}" is forbidden: unable to create new '
+                                 f"content in namespace {ns} because it is being terminated")
+
     def update(self, resource: str, obj: Mapping[str, Any], subresource: str | None = None, *,
                dry_run: bool = False, field_validation: str = "Strict", warnings: Warnings | None = None) -> Obj:
+        """Replace (or, with ``subresource="status"``, replace the status of) a stored object.
+
+        Validation runs outside the store lock; if the object changed meanwhile, an update that named no
+        resourceVersion is computed again on the new state (one that did gets its 409, as upstream).
+        """
         info = self.info(resource)
         if subresource not in (None, "", "status") or (subresource == "status" and not info.has_status):
             raise NotFound(f"the server could not find the requested resource ({resource}/{subresource})")
-        new = self._typed_copy(info, obj)
-        meta = new["metadata"]
-        name = meta.get("name") or ""
+        given = self._typed_copy(info, obj)
+        name = given["metadata"].get("name") or ""
         if not name:
             raise BadRequest(f"{info.kind}: metadata.name is required for an update")
-        with self._lock:
-            old = self._objs[resource].get(_key(info, meta.get("namespace"), name))
-            if old is None:
-                raise NotFound.of(resource, info.group, name)
-            if not info.namespaced:
-                meta.pop("namespace", None)
-            elif meta.get("namespace") != old["metadata"].get("namespace"):
-                raise BadRequest("the namespace of the object does not match the namespace of the stored object")
-            self._check_preconditions(info, old, meta.get("uid"), meta.get("resourceVersion"))
-            if subresource == "status":
-                merged = copy.deepcopy(old)
-                if "status" in new:
-                    merged["status"] = new["status"]
-                else:
-                    merged.pop("status", None)
-                new = merged
+        for _ in range(_UPDATE_ATTEMPTS):
+            new = copy.deepcopy(given)
+            meta = new["metadata"]
+            key = _key(info, meta.get("namespace"), name)
+            with self._lock:
+                old = self._objs[resource].get(key)
+                if old is None:
+                    raise NotFound.of(resource, info.group, name)
+                if not info.namespaced:
+                    meta.pop("namespace", None)
+                elif meta.get("namespace") != old["metadata"].get("namespace"):
+                    raise BadRequest("the namespace of the object does not match the namespace of the stored object")
+                self._check_preconditions(info, old, meta.get("uid"), meta.get("resourceVersion"))
+            new = self._updated(info, resource, new, old, subresource, field_validation, warnings)
+            with self._lock:
+                if self._objs[resource].get(key) is not old:
+                    continue  # changed while we validated: stored objects are replaced, never mutated
+                if _strip_volatile(new) == _strip_volatile(old):
+                    return copy.deepcopy(old)  # no-op update: no new resourceVersion, no event (as upstream)
+                if dry_run:
+                    return copy.deepcopy(new)
+                if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+                    return self._remove(info, new, propagation=None)
+                self._unchecked.discard(new["metadata"]["uid"])  # it passed validation just now
+                return self._commit(info, "MODIFIED", new, old)
+        raise Conflict.stale(resource, info.group, name)
+
+    def _updated(self, info: ResourceInfo, resource: str, new: Obj, old: Obj, subresource: str | None,
+                 field_validation: str, warnings: Warnings | None) -> Obj:
+        """The object an update of ``old`` to ``new`` stores (kept fields, defaults), validated."""
+        meta = new["metadata"]
+        if subresource == "status":
+            merged = copy.deepcopy(old)
+            if "status" in new:
+                merged["status"] = new["status"]
             else:
-                for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
-                    if k in old["metadata"]:
-                        meta[k] = old["metadata"][k]
-                    else:
-                        meta.pop(k, None)
-                if info.has_status:
-                    if "status" in old:
-                        new["status"] = copy.deepcopy(old["status"])
-                    else:
-                        new.pop("status", None)
-            drop_disabled_fields(self.profile, resource, new, old)
-            _default(resource, new)
-            canonicalize_quantities(resource, new)
-            _default_taint_times(resource, new, old)
-            self._validate(info, new, old, field_validation, warnings)
-            new["metadata"]["generation"] = old["metadata"].get("generation", 1) + (
-                1 if _content(new) != _content(old) else 0)
-            if _strip_volatile(new) == _strip_volatile(old):
-                return copy.deepcopy(old)  # no-op update: no new resourceVersion, no event (as upstream)
-            if dry_run:
-                return copy.deepcopy(new)
-            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-                return self._remove(info, new, propagation=None)
-            self._unchecked.discard(new["metadata"]["uid"])  # it passed validation just now
-            return self._commit(info, "MODIFIED", new, old)
+                merged.pop("status", None)
+            new = merged
+        else:
+            for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+                if k in old["metadata"]:
+                    meta[k] = old["metadata"][k]
+                else:
+                    meta.pop(k, None)
+            if info.has_status:
+                if "status" in old:
+                    new["status"] = copy.deepcopy(old["status"])
+                else:
+                    new.pop("status", None)
+        drop_disabled_fields(self.profile, resource, new, old)
+        _default(resource, new)
+        canonicalize_quantities(resource, new)
+        _default_taint_times(resource, new, old)
+        local_warnings: Warnings = []
+        self._validate(info, new, old, field_validation, local_warnings)
+        if warnings is not None:
+            warnings.extend(w for w in local_warnings if w not in warnings)
+        new["metadata"]["generation"] = old["metadata"].get("generation", 1) + (
+            1 if _content(new) != _content(old) else 0)
+        return new
 
     def patch(self, resource: str, namespace: str | None, name: str, patch_type: str, body: Any,
               subresource: str | None = None, *, field_manager: str | None = None, dry_run: bool = False,
               field_validation: str = "Strict", warnings: Warnings | None = None) -> Obj:
-        """Apply a merge / JSON / strategic-merge patch or a server-side apply (create-or-merge)."""
+        """Apply a merge / JSON / strategic-merge patch or a server-side apply (create-or-merge).
+
+        A patch that sets no resourceVersion itself is applied again to the newest object when another write
+        came in between (as upstream's patch handler retries), so concurrent patches never lose each other.
+        """
         info = self.info(resource)
-        with self._lock:
+        conditional = isinstance(body, dict) and isinstance(body.get("metadata"), dict) and bool(
+            body["metadata"].get("resourceVersion")) and patch_type != patches.APPLY
+        for _ in range(_UPDATE_ATTEMPTS):
             try:
                 current = self.get(resource, namespace, name)
             except NotFound:
                 if patch_type != patches.APPLY or subresource:
                     raise
-                if not isinstance(body, dict):
-                    raise BadRequest("an apply patch must be an object") from None
-                obj = copy.deepcopy(body)
-                obj.setdefault("metadata", {})
-                obj["metadata"].setdefault("name", name)
-                if info.namespaced:
-                    obj["metadata"].setdefault("namespace", namespace)
-                if obj["metadata"].get("name") != name:
-                    raise BadRequest(f"the name of the object ({obj['metadata'].get('name')}) does not match the "
-                                     f"name on the URL ({name})") from None
-                created = self.create(resource, obj, dry_run=dry_run, field_validation=field_validation,
-                                      warnings=warnings)
-                if not dry_run:
-                    self._applied[created["metadata"]["uid"]] = {field_manager or "": copy.deepcopy(body)}
-                return created
+                return self._apply_create(info, resource, namespace, name, body, field_manager, dry_run,
+                                          field_validation, warnings)
             base = current
+            applied = body
             if patch_type == patches.APPLY and isinstance(body, dict):
-                body = copy.deepcopy(body)
-                (body.get("metadata") or {}).pop("resourceVersion", None)  # apply is never a conditional write
+                applied = copy.deepcopy(body)
+                if isinstance(applied.get("metadata"), dict):
+                    applied["metadata"].pop("resourceVersion", None)  # apply is never a conditional write
                 # Fields this manager applied before and no longer applies are removed, as with real SSA.
                 previous = self._applied.get(current["metadata"]["uid"], {}).get(field_manager or "")
                 if previous is not None:
                     base = copy.deepcopy(current)
-                    _prune_unapplied(base, previous, body)
-            patched = patches.apply_patch(patch_type, base, body)
+                    _prune_unapplied(base, previous, applied)
+            patched = patches.apply_patch(patch_type, base, applied)
             if not isinstance(patched, dict):
                 raise BadRequest("the patch turned the object into a non-object")
             pmeta = patched.setdefault("metadata", {})
+            if not isinstance(pmeta, dict):
+                raise BadRequest("the patch turned metadata into a non-object")
             if pmeta.get("name", name) != name:
                 raise BadRequest(f"the patch may not change metadata.name ({name!r} -> {pmeta.get('name')!r})")
             pmeta["name"] = name
             if info.namespaced:
                 pmeta["namespace"] = namespace
-            updated = self.update(resource, patched, subresource, dry_run=dry_run,
-                                  field_validation=field_validation, warnings=warnings)
-            if patch_type == patches.APPLY and not dry_run and updated["metadata"]["uid"] in self._uids:
-                self._applied.setdefault(updated["metadata"]["uid"], {})[field_manager or ""] = body
+            if not conditional:
+                pmeta["resourceVersion"] = current["metadata"].get("resourceVersion")
+            try:
+                updated = self.update(resource, patched, subresource, dry_run=dry_run,
+                                      field_validation=field_validation, warnings=warnings)
+            except Conflict:
+                if conditional:
+                    raise
+                continue  # another write came in between: patch the newest object
+            if patch_type == patches.APPLY and not dry_run:
+                with self._lock:
+                    if updated["metadata"]["uid"] in self._uids:
+                        self._applied.setdefault(updated["metadata"]["uid"], {})[field_manager or ""] = applied
             return updated
+        raise Conflict.stale(resource, info.group, name)
+
+    def _apply_create(self, info: ResourceInfo, resource: str, namespace: str | None, name: str, body: Any,
+                      field_manager: str | None, dry_run: bool, field_validation: str,
+                      warnings: Warnings | None) -> Obj:
+        if not isinstance(body, dict):
+            raise BadRequest("an apply patch must be an object") from None
+        obj = copy.deepcopy(body)
+        if not isinstance(obj.setdefault("metadata", {}), dict):
+            raise BadRequest("metadata must be an object")
+        obj["metadata"].setdefault("name", name)
+        if info.namespaced:
+            obj["metadata"].setdefault("namespace", namespace)
+        if obj["metadata"].get("name") != name:
+            raise BadRequest(f"the name of the object ({obj['metadata'].get('name')}) does not match the "
+                             f"name on the URL ({name})") from None
+        created = self.create(resource, obj, dry_run=dry_run, field_validation=field_validation, warnings=warnings)
+        if not dry_run:
+            with self._lock:
+                self._applied[created["metadata"]["uid"]] = {field_manager or "": copy.deepcopy(body)}
+        return created
 
     def delete(self, resource: str, namespace: str | None, name: str, *, uid: str | None = None,
                resource_version: str | None = None, propagation: str | None = None, dry_run: bool = False) -> Obj:
         """Delete (or, with finalizers, mark for deletion). Returns the object as deleted or marked."""
         info = self.info(resource)
+        if resource == "namespaces" and name in IMMORTAL_NAMESPACES:
+            raise Forbidden.of(resource, info.group, name, "this namespace may not be deleted")
         with self._lock:
             old = self._objs[resource].get(_key(info, namespace, name))
             if old is None:
@@ -372,7 +443,7 @@ class Store:
         with self._lock:
             for obj in self.list(resource, namespace, label_selector, field_selector):
                 m = obj["metadata"]
-                with contextlib.suppress(NotFound):  # removed meanwhile by garbage collection
+                with contextlib.suppress(NotFound, Forbidden):  # GC removed it meanwhile, or it may not be deleted
                     out.append(self.delete(resource, m.get("namespace"), m["name"], dry_run=dry_run))
         return out
 
@@ -380,23 +451,44 @@ class Store:
         """The ``pods/binding`` subresource: set ``spec.nodeName`` once (409 if already bound)."""
         if not node:
             raise BadRequest(f"binding of pod {namespace}/{name}: target.name (the node) is required")
-        with self._lock:
+        for _ in range(_UPDATE_ATTEMPTS):
             pod = self.get("pods", namespace, name)
             spec = pod.setdefault("spec", {})
             if spec.get("nodeName"):
                 raise Conflict.of("pods", "", name, f'pod {name} is already assigned to node "{spec["nodeName"]}"')
             spec["nodeName"] = node
-            return self.update("pods", pod)
+            try:
+                return self.update("pods", pod)  # carries the resourceVersion read: 409 if the pod changed
+            except Conflict:
+                continue
+        raise Conflict.stale("pods", "", name)
 
     # -- watch -------------------------------------------------------------------------------------------------
 
+    async def wait_for_resource_version(self, resource_version: str | None) -> None:
+        """Wait (up to ``future_rv_wait``) until the store has reached ``resource_version``.
+
+        A client that saw a newer version elsewhere may watch from it; upstream's watch cache waits 3 s for it
+        and then answers 504 ``Timeout`` with the ``ResourceVersionTooLarge`` cause instead of streaming nothing.
+        """
+        try:
+            wanted = int(resource_version) if resource_version not in (None, "") else 0
+        except ValueError:
+            raise BadRequest(f"invalid resourceVersion {resource_version!r}: must be an integer") from None
+        deadline = asyncio.get_running_loop().time() + self.future_rv_wait
+        while wanted > self._rv:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise Timeout.too_large_resource_version(wanted, self._rv)
+            await asyncio.sleep(0.02)
+
     async def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None, *,
                     label_selector: str = "", field_selector: str = "",
-                    bookmark_interval: float | None = None) -> AsyncGenerator[Obj, None]:
+                    bookmark_interval: float | None = None, copy_objects: bool = True) -> AsyncGenerator[Obj, None]:
         """Events ``{"type", "object"}`` after ``resource_version`` (unset or "0": current state as ADDED first).
 
         Raises ``Gone`` (410 Expired) when the version is older than the kept history. With
         ``bookmark_interval``, an idle watch yields a BOOKMARK carrying the newest resourceVersion.
+        ``copy_objects=False`` yields the stored objects themselves, for callers that only read (and encode) them.
         """
         info = self.info(resource)
         lsel = parse_label_selector(label_selector)
@@ -451,7 +543,7 @@ class Store:
                 else:
                     kind = ev.type if now else ""
                 if kind:
-                    yield {"type": kind, "object": copy.deepcopy(ev.obj)}
+                    yield {"type": kind, "object": copy.deepcopy(ev.obj) if copy_objects else ev.obj}
         finally:
             with self._lock:
                 if sub in self._subs:
