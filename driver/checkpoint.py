@@ -60,8 +60,9 @@ class LoadedCheckpoint:
     trusted: bool = True
     """False when the current file could not be used: ``claims`` then come from the previous generation
     (or nothing) and are evidence of what may be held, not the state to restore."""
-    lost: set[str] = field(default_factory=set)
-    """UIDs of entries that were present but invalid (dropped): their claims may still hold devices."""
+    lost: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Entries that were present but invalid (dropped), by UID: (namespace, name) as far as readable ("" if not).
+    Their claims may still hold devices; the caller recovers them from their CDI specs or the API server."""
     version: int = 1
     """Schema version of the file that was read."""
 
@@ -123,7 +124,7 @@ class CheckpointStore:
         return ckpt, ""
 
     def _entries(
-        self, ckpt: Checkpoint, problems: list[str], source: Path, lost: set[str]
+        self, ckpt: Checkpoint, problems: list[str], source: Path, lost: dict[str, tuple[str, str]]
     ) -> dict[str, CheckpointClaim]:
         claims: dict[str, CheckpointClaim] = {}
         for uid, raw in ckpt.claims.items():
@@ -134,14 +135,14 @@ class CheckpointStore:
                 first = exc.errors(include_url=False)[0]
                 where = ".".join(str(p) for p in first["loc"])
                 problems.append(f"claim entry {uid!r} in {source} is invalid at {where}: {first['msg']}; dropped")
-                lost.add(uid)
+                lost[uid] = _names(raw)
                 continue
             ref_error = check_ref(ClaimRef(entry.namespace, entry.name, entry.uid))
             if entry.uid != uid or ref_error or entry.cdi_spec_file != _safe_spec_name(uid):
                 problems.append(
                     f"claim entry {uid!r} in {source} has an inconsistent uid, reference or CDI file name; dropped"
                 )
-                lost.add(uid)
+                lost[uid] = _names(raw)
                 continue
             spec_problem = _spec_problem(entry.cdi_spec)
             if spec_problem:
@@ -150,7 +151,7 @@ class CheckpointStore:
                     f"cannot write ({spec_problem}); dropped. The claim is prepared afresh on the kubelet's next "
                     f"Prepare; if its pod still runs, delete the pod so the claim is prepared again"
                 )
-                lost.add(uid)
+                lost[uid] = _names(raw)
                 continue
             claims[uid] = entry
         return claims
@@ -160,7 +161,7 @@ class CheckpointStore:
         if self.dir.is_dir():
             remove_stale_temps(self.dir, FILE_NAME)
         problems: list[str] = []
-        lost: set[str] = set()
+        lost: dict[str, tuple[str, str]] = {}
         ckpt, why = self._parse(self.path)
         source = self.path
         trusted = True
@@ -248,6 +249,14 @@ def _safe_spec_name(uid: str) -> str:
         return spec_file_name(uid)
     except ValueError:
         return ""
+
+
+def _names(raw: Any) -> tuple[str, str]:
+    """(namespace, name) of a damaged entry where they are still strings, for a lookup in the API server."""
+    if not isinstance(raw, Mapping):
+        return "", ""
+    namespace, name = raw.get("namespace"), raw.get("name")
+    return (namespace, name) if isinstance(namespace, str) and isinstance(name, str) else ("", "")
 
 
 def _dump(entry: CheckpointClaim) -> dict[str, Any]:

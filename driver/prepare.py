@@ -355,8 +355,9 @@ class Preparer:
                 log.warning("removing CDI spec of unknown claim %s left over from before the reboot", uid)
                 self.cdi.remove(uid, sync_dir=False)
             changed = True
-        settled = self._settle_held(claims)
-        changed = changed or bool(settled)
+        unknown = [ClaimRef(ns, name, uid) for uid, (ns, name) in loaded.lost.items() if ns and name]
+        settled = self._settle_held(claims, [r for r in unknown if not check_ref(r)])
+        changed = changed or any(o.startswith(("released", "confirmed")) for o in settled.values())
         if damage:
             self._report_damage(damage, claims, settled)
         if changed:
@@ -420,32 +421,38 @@ class Preparer:
             recovered_from=f"CDI spec {path}",
         )
 
-    def _settle_held(self, claims: dict[str, CheckpointClaim]) -> dict[str, str]:
-        """Check held claims against the API server; per UID what happened ("" = still held). Changes ``claims``.
+    def _settle_held(self, claims: dict[str, CheckpointClaim], unknown: Sequence[ClaimRef] = ()) -> dict[str, str]:
+        """Check held claims against the API server; per UID what happened. Changes ``claims``.
 
-        Released: the claim is not found, was replaced (another UID under its name), is not allocated, or has
-        no device of this driver in this node's pool: no container can use its devices any more. Confirmed:
-        re-planned from its object (deterministic: the same CDI IDs and spec) and PrepareCompleted. Anything
-        else (API server unreachable, a plan that overlaps another held claim) stays held.
+        ``unknown`` are claims whose checkpoint entry was damaged and whose CDI spec is gone too: only the
+        API server can still say which devices they hold. Outcomes (the first word is the kind):
+
+        * ``released``: the claim is not found, was replaced (another UID under its name), is not allocated,
+          or has no device of this driver in this node's pool: no container can use its devices any more;
+        * ``confirmed``: re-planned from its object (deterministic: the same CDI IDs and spec) and
+          PrepareCompleted, its spec (re)written;
+        * ``held``: the API server could not be asked, or the plan overlaps another held claim: it stays held;
+        * ``unknown``: a damaged entry that could not be checked: its devices cannot be protected.
         """
-        held = {uid: c for uid, c in claims.items() if c.state is ClaimState.RECOVERED}
-        if not held:
+        refs = [ClaimRef(c.namespace, c.name, uid) for uid, c in claims.items() if c.state is ClaimState.RECOVERED]
+        refs += [r for r in unknown if r.uid not in claims]
+        if not refs:
             return {}
-        refs = [ClaimRef(c.namespace, c.name, uid) for uid, c in held.items()]
         outcome: dict[str, str] = {}
         for ref, got in zip(refs, self._lookup_many(refs, RECOVERY_LOOKUP_BUDGET_S), strict=True):
+            was_held = ref.uid in claims
             if isinstance(got, ClaimNotFoundError):
                 gone = "not found in the API server"
             elif isinstance(got, BaseException):
-                log.warning("held claim %s (uid %s) stays held: %s", ref, ref.uid, got)
-                outcome[ref.uid] = ""
+                outcome[ref.uid] = f"{'held' if was_held else 'unknown'} ({got})"
+                log.warning("claim %s (uid %s) cannot be checked: %s", ref, ref.uid, got)
                 continue
             else:
                 gone = self._gone_reason(ref, got)
             if gone:
-                log.warning("releasing held claim %s (uid %s): %s", ref, ref.uid, gone)
-                claims.pop(ref.uid)
-                self.cdi.remove(ref.uid, sync_dir=False)
+                log.warning("releasing claim %s (uid %s) recovered from damaged state: %s", ref, ref.uid, gone)
+                if claims.pop(ref.uid, None) is not None:
+                    self.cdi.remove(ref.uid, sync_dir=False)
                 outcome[ref.uid] = f"released ({gone})"
                 continue
             assert not isinstance(got, BaseException)
@@ -456,12 +463,12 @@ class Preparer:
                 if not self.cdi.is_current(ref.uid, entry.cdi_spec):
                     self.cdi.write_many([(ref.uid, entry.cdi_spec)])
             except (PlanError, OSError, ValueError) as exc:
-                log.error("held claim %s (uid %s) stays held: it cannot be re-planned: %s", ref, ref.uid, exc)
-                outcome[ref.uid] = ""
+                log.error("claim %s (uid %s) recovered from damaged state cannot be re-planned: %s", ref, ref.uid, exc)
+                outcome[ref.uid] = f"{'held' if was_held else 'unknown'} ({exc})"
                 continue
             claims[ref.uid] = entry
             outcome[ref.uid] = "confirmed by the API server and re-planned"
-        return {u: o for u, o in outcome.items() if o}
+        return outcome
 
     def _gone_reason(self, ref: ClaimRef, obj: Mapping[str, Any]) -> str:
         meta = obj.get("metadata")
@@ -481,14 +488,21 @@ class Preparer:
         self, damage: list[str], claims: Mapping[str, CheckpointClaim], settled: Mapping[str, str]
     ) -> None:
         held = sorted(f"{c.namespace}/{c.name} ({uid})" for uid, c in claims.items() if c.state is ClaimState.RECOVERED)
-        released = sum(1 for o in settled.values() if o.startswith("released"))
-        confirmed = sum(1 for o in settled.values() if o.startswith("confirmed"))
+        count = {k: sum(1 for o in settled.values() if o.startswith(k)) for k in ("released", "confirmed")}
+        unknown = sorted(u for u, o in settled.items() if o.startswith("unknown"))
         message = (
             f"prepare state on node {self.node_name} could not be trusted: {'; '.join(damage)}. Nothing was rolled "
-            f"back; claims that may be in use were recovered from the CDI specs and the previous checkpoint: "
-            f"{confirmed} confirmed by the API server, {released} released (gone from the API server), "
-            f"{len(held)} still held until they can be checked{': ' + ', '.join(held) if held else ''}. "
-            "Held devices are refused to other claims; check the disk of the plugin data dir."
+            f"back; claims that may be in use were recovered from the CDI specs, the previous checkpoint and the "
+            f"API server: {count['confirmed']} confirmed by the API server, {count['released']} released (gone "
+            f"from the API server), {len(held)} still held until they can be checked"
+            f"{': ' + ', '.join(held) if held else ''}. Held devices are refused to other claims"
+            + (
+                f"; the devices of claim(s) {', '.join(unknown)} are unknown (entry damaged, no CDI spec, API "
+                "server not reachable): delete their pods so they are prepared again"
+                if unknown
+                else ""
+            )
+            + ". Check the disk of the plugin data dir."
         )
         log.error("%s", message)
         if self._alarm is not None:

@@ -152,7 +152,8 @@ def test_one_bad_entry_does_not_poison_the_rest(store: CheckpointStore) -> None:
     store.path.write_text(json.dumps(data))
     loaded = store.load()
     assert list(loaded.claims) == [UIDS[0]]
-    assert loaded.trusted and loaded.lost == {UIDS[1], UIDS[2]}  # the file is the latest; two entries are lost
+    assert loaded.trusted  # the file is the latest; two entries in it are lost
+    assert loaded.lost == {UIDS[1]: ("default", "c1"), UIDS[2]: ("default", "c2")}
     assert any(UIDS[1] in p and "state" in p for p in loaded.problems)
     assert any(UIDS[2] in p and "inconsistent" in p for p in loaded.problems)
     assert any("copy" in p for p in loaded.problems)

@@ -240,3 +240,33 @@ def test_a_spec_that_proves_nothing_is_reported(tmp_path: Path, mutate: str, mon
     spec.write_text(edit(spec.read_text()))
     h.preparer().unprepare([ref(claim("unrelated"))])
     assert len(h.alarms) == 1 and f"claim {h.uid(h.b)}" in h.alarms[0]
+
+
+def test_a_damaged_entry_without_a_spec_is_recovered_from_the_api_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """b's entry is damaged and its spec was lost with tmpfs: only the API server still knows b's devices."""
+    h = History(tmp_path)
+    _damage(tmp_path, "entry-damaged", monkeypatch)
+    (tmp_path / "cdi" / f"snn.dra.dev-snn_{h.uid(h.b)}.json").unlink()
+    p = h.preparer()
+    rival = claim("rival", results=[result("n1-c0-group-0")])
+    h.src.add(rival)
+    assert "already prepared" in p.prepare([ref(rival)])[h.uid(rival)].error
+    assert "1 confirmed" in h.alarms[0]
+    assert p.prepare([ref(h.b)]) == {h.uid(h.b): h.first[h.uid(h.b)]}
+    assert (tmp_path / "cdi" / f"snn.dra.dev-snn_{h.uid(h.b)}.json").read_bytes() == h.specs[
+        f"snn.dra.dev-snn_{h.uid(h.b)}.json"
+    ]
+    _assert_no_device_twice(tmp_path)
+
+
+def test_a_damaged_entry_that_nothing_can_explain_is_named_in_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = History(tmp_path)
+    _damage(tmp_path, "entry-damaged", monkeypatch)
+    (tmp_path / "cdi" / f"snn.dra.dev-snn_{h.uid(h.b)}.json").unlink()
+    make_preparer(tmp_path, Unreachable(h.src), alarm=h.alarms.append).unprepare([ref(claim("unrelated"))])
+    [alarm] = h.alarms
+    assert f"the devices of claim(s) {h.uid(h.b)} are unknown" in alarm and "delete their pods" in alarm
