@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,10 +25,12 @@ from snn_dra.driver.cli.console import MIN_PIPED_WIDTH
 from snn_dra.driver.cli.node import api_client_for
 from snn_dra.driver.kubejson import KubeJSON, resource_path
 from snn_dra.driver.split.inventory import InventoryError, read_inventory
+from snn_dra.driver.split.learning import LearnConfig, LearnError, devices_from_env, serve, train_client
 from snn_dra.driver.split.loading import SplitModelError, load_model
 from snn_dra.driver.split.manifests import render
 from snn_dra.driver.split.placement import Placement, PlacementError, link_hops, place
 from snn_dra.driver.split.planner import Plan, PlanError, plan_model
+from snn_dra.driver.split.wire import WireError
 from snn_dra.driver.validation import validate_object
 
 split_app = typer.Typer(
@@ -191,3 +194,42 @@ def place_command(
         highlight=False,
     )
     _emit(docs, output)
+
+
+class Role(StrEnum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@split_app.command("learn")
+def learn_command(
+    role: Annotated[Role, typer.Option(help="client: data and layers up to the cut; server: the rest and the loss.")],
+    listen: Annotated[str, typer.Option(help="Server: HOST:PORT to listen on (port 0 picks one).")] = "0.0.0.0:7070",
+    server: Annotated[str | None, typer.Option(envvar="SNN_SPLIT_SERVER", help="Client: the server's HOST:PORT.")] = (
+        None
+    ),
+    steps: Annotated[int, typer.Option(min=1, max=100_000, help="Training steps (batches).")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic dataset and the weights.")] = 7,
+    allow_no_devices: Annotated[
+        bool, typer.Option(help="Run without SNN devices in the environment (outside a pod with a claim).")
+    ] = False,
+) -> None:
+    """One side of split learning: cut-layer spikes forward, gradients back, over TCP."""
+    console = _stderr()
+    devices = devices_from_env(os.environ)
+    if not devices and not allow_no_devices:
+        raise _fail(
+            console,
+            "no SNN devices in the environment (no SNN_DRA_DEVICE_* variables): run it in a pod whose claim "
+            "gave it devices (snn-dra split plan), or pass --allow-no-devices",
+        )
+    config = LearnConfig(steps=steps, seed=seed)
+    try:
+        if role == Role.SERVER:
+            serve(listen, config, devices, sys.stdout)
+        else:
+            if not server:
+                raise _fail(console, "the client needs --server HOST:PORT (or SNN_SPLIT_SERVER)")
+            train_client(server, config, devices, sys.stdout)
+    except (LearnError, WireError, OSError) as e:
+        raise _fail(console, f"{role.value}: {e}", 1) from None
