@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import select
 import socket
@@ -141,7 +142,7 @@ def _first_line(proc: subprocess.Popen[str], timeout: float = 60) -> str:
 
 
 @pytest.mark.slow
-def test_two_processes_train_with_the_devices_their_claims_got() -> None:
+def test_two_processes_train_with_the_devices_their_claims_got(tmp_path: Path) -> None:
     from cluster_support import KAPOHO, running_cluster, wait_for
 
     model = load_model(REPO / "deploy/examples/split/split-learning.yaml")
@@ -174,7 +175,9 @@ def test_two_processes_train_with_the_devices_their_claims_got() -> None:
             assert first.startswith("server: listening on 127.0.0.1:")
             assert all(d in first for d in devices["server"]), first
             port = first.split("127.0.0.1:")[1].split(";")[0]
-            client = _learn("client", envs["client"], "--server", f"127.0.0.1:{port}")
+            client = _learn(
+                "client", envs["client"], "--server", f"127.0.0.1:{port}", "--report", str(tmp_path / "client.json")
+            )
             out, err = client.communicate(timeout=120)
             assert client.returncode == 0, err
             server_out, server_err = server.communicate(timeout=60)
@@ -191,6 +194,11 @@ def test_two_processes_train_with_the_devices_their_claims_got() -> None:
         ]
         assert len(losses) == 25 and falls(losses), losses
         assert "server: done after 25 steps" in server_out
+        summary = json.loads((tmp_path / "client.json").read_text())
+        assert summary["role"] == "client" and summary["losses"] == pytest.approx(losses, abs=1e-4)
+        assert [(d["name"], d["type"], d["stage"]) for d in summary["devices"]] == [
+            (devices["client"][0], "neuronCore", "0")
+        ]
         for pod in ("sl-edge", "sl-server"):
             kube.delete("Pod", pod, "snn-test")
         wait_for(lambda: not kube.list("ResourceClaim", "snn-test"), "the split-learning claims to be released")

@@ -213,6 +213,10 @@ def learn_command(
     allow_no_devices: Annotated[
         bool, typer.Option(help="Run without SNN devices in the environment (outside a pod with a claim).")
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write a JSON summary (devices, losses) here, e.g. /dev/termination-log in a pod."),
+    ] = None,
 ) -> None:
     """One side of split learning: cut-layer spikes forward, gradients back, over TCP."""
     console = _stderr()
@@ -226,10 +230,17 @@ def learn_command(
     config = LearnConfig(steps=steps, seed=seed)
     try:
         if role == Role.SERVER:
-            serve(listen, config, devices, sys.stdout)
+            losses = serve(listen, config, devices, sys.stdout)
         else:
             if not server:
                 raise _fail(console, "the client needs --server HOST:PORT (or SNN_SPLIT_SERVER)")
-            train_client(server, config, devices, sys.stdout)
+            losses = train_client(server, config, devices, sys.stdout)
+        if report is not None:
+            summary = {
+                "role": role.value,
+                "devices": [{"name": d.name, "type": d.type, "chip": d.chip, "stage": d.stage} for d in devices],
+                "losses": [round(x, 5) for x in losses],
+            }
+            report.write_text(json.dumps(summary))
     except (LearnError, WireError, OSError) as e:
         raise _fail(console, f"{role.value}: {e}", 1) from None
