@@ -227,7 +227,7 @@ pip_target() {
   for v in $(seq 36 -1 17); do plats+=(--platform "manylinux_2_${v}_$arch"); done
   plats+=(--platform "manylinux2014_$arch")
   timeout "$DOWNLOAD_TIMEOUT" python3 -m pip install --disable-pip-version-check --no-cache-dir --no-compile \
-    --no-warn-script-location --target "$dir" --only-binary=:all: "${plats[@]}" \
+    --no-warn-script-location --no-warn-conflicts --target "$dir" --only-binary=:all: "${plats[@]}" \
     --python-version "$PYVER" --implementation cp --abi "cp${PYVER/./}" "$@"
 }
 

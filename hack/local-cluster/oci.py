@@ -260,6 +260,7 @@ def write_image(
                     info.size = content.stat().st_size
                     with content.open("rb") as f:
                         tar.addfile(info, f)
+        os.chmod(tmp, 0o644)  # mkstemp made it private; the archive holds nothing secret
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
