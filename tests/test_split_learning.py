@@ -202,3 +202,14 @@ def test_two_processes_train_with_the_devices_their_claims_got(tmp_path: Path) -
         for pod in ("sl-edge", "sl-server"):
             kube.delete("Pod", pod, "snn-test")
         wait_for(lambda: not kube.list("ResourceClaim", "snn-test"), "the split-learning claims to be released")
+
+
+@pytest.mark.slow
+def test_split_demo_command_runs_both_sides_under_the_embedded_cluster() -> None:
+    result = runner.invoke(app, ["split", "demo", "--steps", "15", "--deploy-dir", str(REPO / "deploy")])
+    assert result.exit_code == 0, result.output
+    err = result.stderr
+    assert "pods and the devices their claims got" in err and "stage1/chip" in err
+    done = next(line for line in err.splitlines() if line.startswith("split-learning demo complete"))
+    first, last = (float(x) for x in done.split("loss ")[1].split(" over")[0].split(" -> "))
+    assert last < 0.5 * first

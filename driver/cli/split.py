@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -17,12 +18,15 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from kubernetes import config
 from rich.console import Console
 from rich.table import Table
 
+from snn_dra.driver.cdi import resolve
 from snn_dra.driver.cli.app import app
 from snn_dra.driver.cli.console import MIN_PIPED_WIDTH
 from snn_dra.driver.cli.node import api_client_for
+from snn_dra.driver.embedded.cluster import EmbeddedCluster, plugin_command, wait_until
 from snn_dra.driver.kubejson import KubeJSON, resource_path
 from snn_dra.driver.split.inventory import InventoryError, read_inventory
 from snn_dra.driver.split.learning import LearnConfig, LearnError, devices_from_env, serve, train_client
@@ -244,3 +248,121 @@ def learn_command(
             report.write_text(json.dumps(summary))
     except (LearnError, WireError, OSError) as e:
         raise _fail(console, f"{role.value}: {e}", 1) from None
+
+
+DEMO_NODE = "snn-node-0"
+DEMO_NAMESPACE = "snn-demo"
+DEMO_TIMEOUT_S = 120.0
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def _demo_paths(deploy: Path | None) -> tuple[Path, Path, Path]:
+    root = deploy or next((p for p in (Path.cwd() / "deploy", _REPO / "deploy") if p.is_dir()), Path("deploy"))
+    paths = (
+        root / "node-configs" / "kapoho-point.yaml",
+        root / "base" / "deviceclasses.yaml",
+        root / "examples" / "split" / "split-learning.yaml",
+    )
+    for p in paths:
+        if not p.is_file():
+            raise typer.BadParameter(
+                f"{p} is missing: run from the repository or pass --deploy-dir", param_hint="--deploy-dir"
+            )
+    return paths
+
+
+def _learner(role: str, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SNN_DRA_")}
+    return subprocess.Popen(
+        [*plugin_command(), "split", "learn", "--role", role, *args],
+        env={**base, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@split_app.command("demo")
+def demo_command(
+    steps: Annotated[int, typer.Option(min=5, max=10_000, help="Training steps.")] = 40,
+    deploy_dir: Annotated[Path | None, typer.Option(help="The repository's deploy/ directory.")] = None,
+) -> None:
+    """Split learning on the embedded cluster: plan the example, let the scheduler allocate both sides' claims,
+    then run client and server as two local processes with the environment CDI gives each pod."""
+    console = _stderr()
+    node_config, classes, model_path = _demo_paths(deploy_dir)
+    plan = plan_model(load_model(model_path))
+    docs = [d for d in render(plan) if d["kind"] in ("ResourceClaimTemplate", "Pod")]
+    procs: list[subprocess.Popen[str]] = []
+    with EmbeddedCluster(nodes=(DEMO_NODE,)) as cluster:
+        api = config.new_client_from_config(config_file=str(cluster.kubeconfig_path))  # type: ignore[no-untyped-call]
+        try:
+            kube = KubeJSON(api)
+            with console.status("embedded cluster up, kubelet plugin publishing"):
+                cluster.start_plugin(DEMO_NODE, node_config.absolute())
+                for doc in yaml.safe_load_all(classes.read_text()):
+                    if doc:
+                        kube.create(resource_path("resource.k8s.io", "v1", "deviceclasses"), doc)
+                kube.create(resource_path("", "v1", "namespaces"), {"metadata": {"name": DEMO_NAMESPACE}})
+            console.print(plan_table(plan))
+            for doc in docs:
+                plural = "pods" if doc["kind"] == "Pod" else "resourceclaimtemplates"
+                api_group = "" if doc["kind"] == "Pod" else "resource.k8s.io"
+                kube.create(resource_path(api_group, "v1", plural, namespace=DEMO_NAMESPACE), doc)
+            envs = {}
+            table = Table(title="pods and the devices their claims got", title_justify="left")
+            for col in ("POD", "ROLE", "REQUEST", "DEVICE"):
+                table.add_column(col)
+            for group, role in zip(plan.groups, ("client", "server"), strict=True):
+                pod_path = resource_path("", "v1", "pods", group.name, DEMO_NAMESPACE)
+
+                def running(path: str = pod_path) -> dict[str, Any] | None:
+                    pod = kube.get(path)
+                    return pod if pod.get("status", {}).get("phase") == "Running" else None
+
+                with console.status(f"waiting for pod {group.name} (claim allocated and prepared)"):
+                    pod = wait_until(running, f"pod {group.name} to run", timeout=DEMO_TIMEOUT_S)
+                claim_name = pod["status"]["resourceClaimStatuses"][0]["resourceClaimName"]
+                claim = kube.get(resource_path("resource.k8s.io", "v1", "resourceclaims", claim_name, DEMO_NAMESPACE))
+                for r in claim["status"]["allocation"]["devices"]["results"]:
+                    table.add_row(group.name, role, r["request"], r["device"])
+                ids = cluster.kubelets[DEMO_NODE].cdi_devices_for(DEMO_NAMESPACE, group.name, role)
+                edits = resolve(ids, [cluster.node_dirs(DEMO_NODE).cdi_dir])
+                envs[role] = dict(line.split("=", 1) for line in edits["env"])
+            console.print(table)
+            server = _learner("server", envs["server"], "--listen", "127.0.0.1:0", "--steps", str(steps))
+            procs.append(server)
+            assert server.stdout is not None
+            first = server.stdout.readline().strip()
+            console.print(first, highlight=False)
+            if "listening on 127.0.0.1:" not in first:
+                raise _fail(console, f"the server did not start: {first}", 1)
+            port = first.split("127.0.0.1:")[1].split(";")[0]
+            client = _learner("client", envs["client"], "--server", f"127.0.0.1:{port}", "--steps", str(steps))
+            procs.append(client)
+            assert client.stdout is not None
+            last = ""
+            for line in client.stdout:
+                console.print(line.rstrip(), highlight=False)
+                last = line.strip() or last
+            if client.wait() != 0 or server.wait(timeout=60) != 0:
+                raise _fail(console, "split learning failed (see the output above)", 1)
+            with console.status("pods deleted, claims released"):
+                for group in plan.groups:
+                    kube.delete(resource_path("", "v1", "pods", group.name, DEMO_NAMESPACE))
+                cdi_dir = cluster.node_dirs(DEMO_NODE).cdi_dir
+                wait_until(lambda: not any(cdi_dir.glob("*.json")), "the CDI specs to be removed", DEMO_TIMEOUT_S)
+                wait_until(
+                    lambda: not kube.get(resource_path("resource.k8s.io", "v1", "resourceclaims"))["items"],
+                    "the split-learning claims to be released",
+                    timeout=DEMO_TIMEOUT_S,
+                )
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                if proc.stdout is not None:
+                    proc.stdout.close()
+            api.close()
+    console.print(f"[bold green]split-learning demo complete[/]: {last.removeprefix('client: done: ')}")
