@@ -10,9 +10,15 @@ puts into the pod status, so the test needs neither ``kubectl logs`` nor ``exec`
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from e2e import kube
+from e2e.workloads import wait_ready
 from snn_dra.driver.split.loading import load_model
 from snn_dra.driver.split.manifests import LEARN_PORT, render
 from snn_dra.driver.split.planner import plan_model
@@ -84,3 +90,31 @@ def test_split_learning_trains_across_two_pods(namespace: str) -> None:
     assert sorted(d["stage"] for d in server_summary["devices"]) == ["1", "2"]
     chips = {d["chip"] for d in server_summary["devices"]}
     assert len(chips) == 1  # the server's two stages were kept on one chip (the tightest level)
+
+
+def test_split_place_pins_free_devices_on_the_real_cluster(
+    namespace: str, node_config: dict[str, Any], tmp_path: Path
+) -> None:
+    """``snn-dra split place`` against the cluster's own API: its pinned devices are the ones allocated."""
+    family = node_config["boards"][0]["family"]
+    example = {"loihi2": "keyword-spotter.yaml", "akida": "akida-edge.yaml"}.get(family)
+    assert example, f"no example split model for a {family} node config; add one to this test"
+    model = load_model(kube.REPO / "deploy/examples/split" / example)
+    model = model.model_copy(update={"metadata": model.metadata.model_copy(update={"namespace": namespace})})
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump(model.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    image, _ = kube.workload_image()
+    proc = subprocess.run(
+        [sys.executable, "-c", "from snn_dra.driver.cli import main; main()", "split", "place", str(path),
+         "--image", image],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "split placement" in proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    kube.apply(docs)
+    pod = next(d["metadata"]["name"] for d in docs if d["kind"] == "Pod")
+    wait_ready(namespace, pod)
+    claim = kube.claim_of(namespace, pod, "stages")
+    requests = {r["request"].split("/")[1] for r in claim["status"]["allocation"]["devices"]["results"]}
+    assert requests == {"pinned"}, claim["status"]["allocation"]
