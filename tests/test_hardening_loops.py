@@ -145,14 +145,17 @@ def test_garbage_collection_and_lists_survive_a_bad_dependent(embedded_server: E
     store = embedded_server.store
     core = client.CoreV1Api(embedded_api_client)
     owner = core.create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "owner"}})
-    ref = [{"apiVersion": "v1", "kind": "Node", "name": "owner", "uid": owner.metadata.uid}]
+    ref = {"apiVersion": "v1", "kind": "Node", "name": "owner", "uid": owner.metadata.uid}
     store.create("resourceslices", {**rslice("dep-1", [device("chip-0")], node="owner", pool="owner"),
-                                    "metadata": {"name": "dep-1", "ownerReferences": ref}})
+                                    "metadata": {"name": "dep-1", "ownerReferences": [ref]}})
+    # Malformed dependents: junk next to a real owner reference, and references that are no list at all.
     store.load_unchecked("resourceslices", {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
-                                            "metadata": {"name": "dep-bad", "ownerReferences": 7,
-                                                         "labels": "x"}})
+                                            "metadata": {"name": "dep-junk", "ownerReferences": ["junk", 5, ref],
+                                                         "labels": "x"}, "spec": "garbage"})
+    store.load_unchecked("resourceslices", {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+                                            "metadata": {"name": "dep-bad", "ownerReferences": 7}})
     store.create("resourceslices", {**rslice("dep-2", [device("chip-0")], node="owner", pool="owner"),
-                                    "metadata": {"name": "dep-2", "ownerReferences": ref}})
+                                    "metadata": {"name": "dep-2", "ownerReferences": [ref]}})
     store.load_unchecked("pods", {"apiVersion": "v1", "kind": "Pod",
                                   "metadata": {"name": "bad-pod", "namespace": "default", "labels": ["x"]},
                                   "spec": "garbage", "status": 5})
@@ -168,6 +171,59 @@ def test_garbage_collection_and_lists_survive_a_bad_dependent(embedded_server: E
 
     core.delete_node("owner")
     names = {s["metadata"]["name"] for s in store.list("resourceslices")}
-    assert "dep-1" not in names and "dep-2" not in names  # both good dependents collected
-    assert "dep-bad" in names
-    assert warnings_about(store, "dep-bad"), "the skipped dependent is reported"
+    assert not names & {"dep-1", "dep-2", "dep-junk"}  # every dependent GC can recognise is collected
+    assert "dep-bad" in names  # references that are no list name no owner: nothing to collect
+
+
+def test_one_dependent_garbage_collection_fails_on_is_reported_and_the_rest_collected(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store()
+    owner = store.create("nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "owner"}})
+    ref = [{"apiVersion": "v1", "kind": "Node", "name": "owner", "uid": owner["metadata"]["uid"]}]
+    for name in ("dep-a", "dep-b", "dep-c"):
+        store.create("resourceslices", {**rslice(name, [device("chip-0")], node="owner", pool="owner"),
+                                        "metadata": {"name": name, "ownerReferences": ref}})
+    real = Store._delete_quietly
+
+    def failing(self: Store, resource: str, key: tuple[str, str]) -> None:
+        if key[1] == "dep-b":
+            raise RuntimeError("simulated fault while deleting dep-b")
+        real(self, resource, key)
+
+    monkeypatch.setattr(Store, "_delete_quietly", failing)
+    store.delete("nodes", None, "owner")
+    assert [s["metadata"]["name"] for s in store.list("resourceslices")] == ["dep-b"]
+    events = warnings_about(store, "dep-b")
+    assert events and events[0]["reason"] == "GarbageCollectionFailed" and "simulated fault" in events[0]["message"]
+
+
+def test_scheduler_index_follows_events_through_schedule_release_and_reuse() -> None:
+    """The run loop keeps claims and pods in an index fed by watch events (not a copy of the store per pass):
+    binding, releasing a deleted pod's claim and giving the freed device to the next pod all follow events."""
+    store = Store()
+    store.create("nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}})
+    store.create("deviceclasses", chip_class())
+    store.create("resourceslices", rslice("node-a-slice", [device("chip-0")]))
+
+    async def scenario() -> None:
+        task = asyncio.create_task(Scheduler(store).run())
+        try:
+            async def until(what: str, check: Any) -> None:
+                async with asyncio.timeout(30):
+                    while not check():
+                        await asyncio.sleep(0.02)
+
+            store.create("resourceclaims", claim("c1"))
+            store.create("pods", pod("p1", "c1"))
+            await until("p1 bound", lambda: store.get("pods", "default", "p1")["spec"].get("nodeName"))
+            store.delete("pods", "default", "p1")
+            await until("c1 released", lambda: not store.get("resourceclaims", "default", "c1").get("status"))
+            store.create("pods", pod("p2", "c1"))  # the only chip is free again
+            await until("p2 bound", lambda: store.get("pods", "default", "p2")["spec"].get("nodeName"))
+            assert not task.done()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(scenario())

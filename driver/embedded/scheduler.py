@@ -99,60 +99,133 @@ class ReconcileReport:
     """"<resource> ns/name" -> why the pass could not handle that object (malformed, or a bug met on it)."""
 
 
-class _Snapshot:
-    """The store's state for one pass, listed once and kept current with the pass's own writes.
+ClaimKey = tuple[str, str]
 
-    Listing deep-copies every object, so doing it per pod would make a pass quadratic in the number of claims.
+
+def _key(obj: Mapping[str, Any]) -> ClaimKey:
+    m = _meta(obj)
+    return str(m.get("namespace", "")), str(m.get("name", ""))
+
+
+def _controllers(claim: Mapping[str, Any]) -> list[str]:
+    refs = _meta(claim).get("ownerReferences")
+    return [str(r.get("uid")) for r in refs if isinstance(r, Mapping) and r.get("controller")] \
+        if isinstance(refs, list) else []
+
+
+def _needs_controller(claim: Mapping[str, Any]) -> bool:
+    """Whether the claim controller may have anything to do for this claim (reserved, allocated or deleted)."""
+    status = claim.get("status")
+    status = status if isinstance(status, Mapping) else {}
+    return bool(status.get("reservedFor") or status.get("allocation") or _meta(claim).get("deletionTimestamp"))
+
+
+def _rv(obj: Mapping[str, Any]) -> int:
+    try:
+        return int(_meta(obj).get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+class _Index:
+    """Claims and pods as the store holds them, indexed so that a pass costs what is in use, not what is stored.
+
+    The objects are the store's own (it replaces stored objects on every write and never modifies them), so
+    nothing is copied; the pass only reads them and writes through the store. ``run`` keeps one index current
+    from watch events; ``reconcile`` builds a fresh one. Events at or below ``synced_rv`` are already in it.
     """
 
-    def __init__(self, store: Store, usable: Callable[[str, list[Obj]], list[Obj]]) -> None:
+    def __init__(self) -> None:
+        self.claims: dict[ClaimKey, Obj] = {}
+        self.active: set[ClaimKey] = set()
+        """Claims the claim controller may have to release (reserved, allocated or being deleted)."""
+        self.owned: dict[str, set[ClaimKey]] = {}
+        """Controller (pod) uid -> the claims it owns (template claims)."""
+        self.pods: dict[ClaimKey, Obj] = {}
+        self.synced_rv: dict[str, int] = {"pods": 0, "resourceclaims": 0}
+
+    def put(self, resource: str, obj: Obj) -> None:
+        key = _key(obj)
+        if resource == "pods":
+            self.pods[key] = obj
+            return
+        self.drop(resource, key)
+        self.claims[key] = obj
+        if _needs_controller(obj):
+            self.active.add(key)
+        for uid in _controllers(obj):
+            self.owned.setdefault(uid, set()).add(key)
+
+    def drop(self, resource: str, key: ClaimKey) -> None:
+        if resource == "pods":
+            self.pods.pop(key, None)
+            return
+        old = self.claims.pop(key, None)
+        if old is None:
+            return
+        self.active.discard(key)
+        for uid in _controllers(old):
+            keys = self.owned.get(uid)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.owned[uid]
+
+
+class _Snapshot:
+    """One pass's view: the index plus the pass's own writes (an overlay), and the allocator's inputs.
+
+    Nodes, slices, classes and taint rules are read from the store only when a pod is pending, as they are.
+    """
+
+    def __init__(self, store: Store, index: _Index, usable: Callable[[str, list[Obj]], list[Obj]]) -> None:
         self._store = store
+        self._index = index
         self._usable = usable
-        self.claims: dict[tuple[str, str], Obj] = {
-            (str(_meta(c).get("namespace", "")), str(_meta(c).get("name", ""))): c
-            for c in usable("resourceclaims", store.list("resourceclaims"))
-        }
-        self._owned: dict[str, list[Obj]] | None = None
+        self._overlay: dict[ClaimKey, Obj | None] = {}
         self._nodes: list[Obj] | None = None
         self._alloc_inputs: tuple[list[Obj], list[Obj], list[Obj]] | None = None
         self._ns_labels: dict[str, dict[str, str]] = {}
 
+    def claim(self, ns: str, name: str) -> Obj | None:
+        key = (ns, name)
+        if key in self._overlay:
+            return self._overlay[key]
+        return self._index.claims.get(key)
+
     def put(self, claim: Obj | None, ns: str, name: str) -> None:
-        if claim is None:
-            self.claims.pop((ns, name), None)
-        else:
-            self.claims[(ns, name)] = claim
-        self._owned = None
+        self._overlay[(ns, name)] = claim
+
+    def _claims(self, keys: set[ClaimKey]) -> list[Obj]:
+        found = (self.claim(*k) for k in sorted(keys | set(self._overlay)))
+        return [c for c in found if c is not None]
 
     def owned_by(self, uid: str) -> list[Obj]:
         """Claims whose controlling owner has ``uid`` (template claims of a pod)."""
-        if self._owned is None:
-            self._owned = {}
-            for c in self.claims.values():
-                for r in _meta(c).get("ownerReferences") or []:
-                    if isinstance(r, Mapping) and r.get("controller"):
-                        self._owned.setdefault(str(r.get("uid")), []).append(c)
-        return self._owned.get(uid, [])
+        return [c for c in self._claims(set(self._index.owned.get(uid, ()))) if uid in _controllers(c)]
+
+    def active(self) -> list[Obj]:
+        """Claims the claim controller may have to release."""
+        return [c for c in self._claims(self._index.active) if _needs_controller(c)]
 
     def allocated(self) -> list[Obj]:
-        return [c for c in self.claims.values() if (c.get("status") or {}).get("allocation")]
+        return [c for c in self._claims(self._index.active) if (c.get("status") or {}).get("allocation")]
+
+    def _listed(self, resource: str) -> list[Obj]:
+        objs, _ = self._store.snapshot(resource)
+        return sorted(self._usable(resource, objs), key=lambda o: str(_meta(o).get("name", "")))
 
     @property
     def nodes(self) -> list[Obj]:
         if self._nodes is None:
-            nodes = [n for n in self._usable("nodes", self._store.list("nodes"))
-                     if not (n.get("spec") or {}).get("unschedulable")]
-            self._nodes = sorted(nodes, key=lambda n: str(_meta(n).get("name", "")))
+            self._nodes = [n for n in self._listed("nodes") if not (n.get("spec") or {}).get("unschedulable")]
         return self._nodes
 
     def allocation_inputs(self) -> tuple[list[Obj], list[Obj], list[Obj]]:
         """(slices, classes, device taint rules), listed on first need."""
         if self._alloc_inputs is None:
-            store = self._store
-            rules = store.list("devicetaintrules") if "devicetaintrules" in store.served else []
-            self._alloc_inputs = (self._usable("resourceslices", store.list("resourceslices")),
-                                  self._usable("deviceclasses", store.list("deviceclasses")),
-                                  self._usable("devicetaintrules", rules))
+            rules = self._listed("devicetaintrules") if "devicetaintrules" in self._store.served else []
+            self._alloc_inputs = (self._listed("resourceslices"), self._listed("deviceclasses"), rules)
         return self._alloc_inputs
 
     def namespace_labels(self, ns: str) -> dict[str, str]:
@@ -205,10 +278,41 @@ class Scheduler:
     # -- the pass ---------------------------------------------------------------------------------
 
     def reconcile(self) -> ReconcileReport:
+        """One level-triggered pass over the store's current state (builds its own index)."""
         report = ReconcileReport()
+        index = _Index()
+        self._resync(index, "pods", report)
+        self._resync(index, "resourceclaims", report)
+        return self._pass(index, report)
+
+    def _resync(self, index: _Index, resource: str, report: ReconcileReport) -> None:
+        objs, rv = self.store.snapshot(resource)
+        for key in list(index.pods if resource == "pods" else index.claims):
+            index.drop(resource, key)
+        for obj in self._usable_for(report)(resource, objs):
+            index.put(resource, obj)
+        index.synced_rv[resource] = int(rv)
+
+    def _apply(self, index: _Index, events: list[tuple[str, str, Obj]], report: ReconcileReport) -> None:
+        """Watch events (in order) into the index; those it already holds are skipped."""
+        for resource, kind, obj in events:
+            if _rv(obj) <= index.synced_rv[resource]:
+                continue
+            index.synced_rv[resource] = _rv(obj)
+            if kind == "DELETED":
+                index.drop(resource, _key(obj))
+                continue
+            why = self.shapes.problem(obj)
+            if why:
+                index.drop(resource, _key(obj))
+                self._skip(report, resource, obj, f"malformed: {why}")
+            else:
+                index.put(resource, obj)
+
+    def _pass(self, index: _Index, report: ReconcileReport) -> ReconcileReport:
         usable = self._usable_for(report)
-        pods = usable("pods", self.store.list("pods"))
-        snap = _Snapshot(self.store, usable)
+        pods = list(index.pods.values())
+        snap = _Snapshot(self.store, index, usable)
         self._release(pods, snap, report)
         pending = [
             p for p in pods
@@ -233,7 +337,7 @@ class Scheduler:
 
     def _release(self, pods: list[Obj], snap: _Snapshot, report: ReconcileReport) -> None:
         live = {str(_meta(p).get("uid")) for p in pods if not _pod_done(p)}
-        for claim in list(snap.claims.values()):
+        for claim in snap.active():
             status = claim.get("status") or {}
             reserved = list(status.get("reservedFor") or [])
             keep = [r for r in reserved if r.get("resource") != "pods" or str(r.get("uid")) in live]
@@ -338,7 +442,7 @@ class Scheduler:
             pod_claim = str(entry.get("name", ""))
             if entry.get("resourceClaimName"):
                 name = str(entry["resourceClaimName"])
-                found_claim = snap.claims.get((ns, name))
+                found_claim = snap.claim(ns, name)
                 if found_claim is None:
                     raise _PodProblemError(f'resourceclaim "{name}" not found')
                 claim = found_claim
@@ -477,18 +581,35 @@ class Scheduler:
     # -- the loop ---------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Reconcile now and again after every change to a watched resource, until cancelled."""
+        """Reconcile now and again after every change to a watched resource, until cancelled.
+
+        Pods and claims are kept in an index fed by the watches, so a pass after one write does not list (let
+        alone copy) every stored claim; the other resources only wake the loop and are read when needed.
+        """
         wake = asyncio.Event()
         served = [r for r in WATCHED if r in self.store.served]
+        events: list[tuple[str, str, Obj]] = []
+        resync = {"pods", "resourceclaims"}
+        index = _Index()
 
         async def pump(resource: str, since: str) -> None:
             while True:
                 try:
-                    async for _event in self.store.watch(resource, resource_version=since):
+                    async for event in self.store.watch(resource, resource_version=since, copy_objects=False):
+                        if resource in ("pods", "resourceclaims"):
+                            events.append((resource, event["type"], event["object"]))
                         wake.set()
                 except Gone:
-                    since = self.store.resource_version  # history compacted: re-sync via a full pass
+                    since = self.store.resource_version  # history compacted: re-sync from a snapshot
+                    resync.add(resource)
                     wake.set()
+
+        def one_pass(batch: list[tuple[str, str, Obj]], rebuild: set[str]) -> None:
+            report = ReconcileReport()
+            for resource in sorted(rebuild):
+                self._resync(index, resource, report)
+            self._apply(index, batch, report)
+            self._pass(index, report)
 
         since = self.store.resource_version
         pumps = [asyncio.create_task(pump(r, since), name=f"scheduler-watch-{r}") for r in served]
@@ -497,10 +618,14 @@ class Scheduler:
             while True:
                 await wake.wait()
                 wake.clear()
+                batch, events[:] = list(events), []
+                rebuild = set(resync & {"pods", "resourceclaims"})
+                resync.clear()
                 try:
-                    await asyncio.to_thread(self.reconcile)
+                    await asyncio.to_thread(one_pass, batch, rebuild)
                 except Exception:  # a bug in one pass must not stop scheduling for good
-                    log.exception("scheduler pass failed; retrying on the next change")
+                    log.exception("scheduler pass failed; re-syncing and retrying on the next change")
+                    resync.update(("pods", "resourceclaims"))
         finally:
             for task in pumps:
                 task.cancel()

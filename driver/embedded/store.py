@@ -134,6 +134,8 @@ class Store:
         self._validator = validator
         self._applied: dict[str, dict[str, Any]] = {}  # uid -> field manager -> last applied configuration
         self._unchecked: set[str] = set()  # uids of objects stored without validation (load_unchecked)
+        # owner uid -> the (resource, key) of its dependents, so garbage collection never walks the whole store
+        self._dependents: dict[str, set[tuple[str, tuple[str, str]]]] = {}
         self.future_rv_wait = FUTURE_RESOURCE_VERSION_WAIT
         for ns in namespaces:
             self.create("namespaces", {"metadata": {"name": ns}})
@@ -190,6 +192,16 @@ class Store:
             if obj is None:
                 raise NotFound.of(resource, info.group, name)
             return copy.deepcopy(obj)
+
+    def snapshot(self, resource: str) -> tuple[ObjList, str]:
+        """The stored objects themselves (unsorted, not copied) and the resourceVersion they were read at.
+
+        For in-process controllers that only read: a write replaces the stored object and never modifies it,
+        so a snapshot stays consistent without copying. Modifying one of these objects would corrupt the store.
+        """
+        self.info(resource)
+        with self._lock:
+            return list(self._objs[resource].values()), str(self._rv)
 
     def list(self, resource: str, namespace: str | None = None, label_selector: str = "",
              field_selector: str = "") -> ObjList:
@@ -637,6 +649,16 @@ class Store:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         key = _key(info, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        entry = (info.plural, key)
+        for owner in _owner_uids(prev if prev is not None else self._objs[info.plural].get(key)):
+            held = self._dependents.get(owner)
+            if held is not None:
+                held.discard(entry)
+                if not held:
+                    del self._dependents[owner]
+        if kind != "DELETED":
+            for owner in _owner_uids(obj):
+                self._dependents.setdefault(owner, set()).add(entry)
         if kind == "DELETED":
             self._objs[info.plural].pop(key, None)
             self._uids.pop(obj["metadata"]["uid"], None)
@@ -678,8 +700,9 @@ class Store:
         One dependent that cannot be handled (malformed, written by an older version) is logged and skipped;
         it never stops the collection of the others.
         """
-        for resource, objs in self._objs.items():
-            for key, obj in list(objs.items()):
+        for resource, key in sorted(self._dependents.get(owner_uid, ())):
+            obj = self._objs[resource].get(key)
+            if obj is not None:
                 try:
                     meta = obj["metadata"]
                     refs = [r for r in (meta.get("ownerReferences") or []) if isinstance(r, Mapping)]
@@ -698,6 +721,15 @@ class Store:
                                  message=f"the garbage collector could not delete this dependent of a deleted "
                                          f"owner ({owner_uid}): {type(exc).__name__}: {exc}",
                                  component="garbage-collector-controller")
+
+
+def _owner_uids(obj: Mapping[str, Any] | None) -> set[str]:
+    """The uids in ``metadata.ownerReferences`` (tolerant: the object may be one an older version stored)."""
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    refs = meta.get("ownerReferences") if isinstance(meta, Mapping) else None
+    if not isinstance(refs, list):
+        return set()
+    return {r["uid"] for r in refs if isinstance(r, Mapping) and isinstance(r.get("uid"), str) and r["uid"]}
 
 
 def _prune_unapplied(target: Any, previous: Any, applied: Any) -> None:
