@@ -93,12 +93,13 @@ def _retryable(exc: BaseException) -> bool:
 
 def _drop_empty(node: Any) -> Any:
     """``node`` without null, empty-list and empty-map members: Go's API types omit those when they encode."""
-    if isinstance(node, Mapping):
+    if isinstance(node, dict):
         out = {}
         for key, value in node.items():
             kept = _drop_empty(value)
-            if kept is not None and kept != [] and kept != {}:
-                out[key] = kept
+            if kept is None or (not kept and isinstance(kept, (dict, list))):
+                continue
+            out[key] = kept
         return out
     if isinstance(node, list):
         return [_drop_empty(item) for item in node]
@@ -119,15 +120,14 @@ def comparable_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     taint times go (kept from the stored slice by :func:`_carry_taint_times`), and so does ``pool``, which the
     controller compares on its own.
     """
-    out = copy.deepcopy({k: v for k, v in spec.items() if k != "pool"})
+    out: dict[str, Any] = _drop_empty({k: v for k, v in spec.items() if k != "pool"})  # a fresh copy
     for device in out.get("devices") or []:
         for taint in device.get("taints") or []:
             taint.pop("timeAdded", None)
             if taint.get("value") == "":
                 del taint["value"]  # a string the API types omit when empty
     map_quantities(out, RESOURCESLICE_SPEC_PATHS, _semantic_quantity)
-    kept: dict[str, Any] = _drop_empty(out)
-    return kept
+    return out
 
 
 def _taint_key(taint: Mapping[str, Any]) -> tuple[Any, Any, Any]:
