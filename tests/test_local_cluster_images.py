@@ -297,3 +297,33 @@ def test_pause_as_pid_1_reaps_orphans(pause_binary: Path) -> None:
         if wrapper.poll() is None:
             wrapper.kill()
             wrapper.wait()
+
+
+def test_images_sh_prints_ref_and_archive_and_reuses_its_cache(tmp_path: Path) -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (Debian package gcc): images.sh cannot build pause.c")
+    script = str(HACK / "images.sh")
+    env = {**os.environ, "SNN_DRA_CACHE": str(tmp_path / "cache")}
+    first = subprocess.run([script, "pause"], env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    archive = tmp_path / "cache" / "local-cluster" / "images" / "archives" / "pause.tar"
+    assert first.stdout == f"localhost/snn-dra/pause:3.10 {archive}\n"
+    assert "pause: compiling hack/local-cluster/pause.c" in first.stderr
+    assert oci.check_archive(archive) == ["localhost/snn-dra/pause:3.10"]
+    members = _members(archive)
+    manifest = json.loads(_blob(members, json.loads(members["index.json"])["manifests"][0]))
+    config = json.loads(_blob(members, manifest["config"]))
+    assert config["config"]["Entrypoint"] == ["/pause"]
+    with tarfile.open(fileobj=io.BytesIO(_blob(members, manifest["layers"][0])), mode="r:gz") as layer:
+        [entry] = layer.getmembers()
+        assert (entry.name, entry.mode, entry.isreg()) == ("pause", 0o755, True)
+
+    again = subprocess.run([script, "pause"], env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert "localhost/snn-dra/pause:3.10: archive up to date" in again.stderr
+    assert "compiling" not in again.stderr
+
+    wrong = subprocess.run([script, "pauze"], env=env, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 1
+    assert "unknown image 'pauze': choose from pause, busybox, driver" in wrong.stderr

@@ -76,14 +76,6 @@ need_pkg() {
     timeout "$DOWNLOAD_TIMEOUT" apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 "$pkg"
 }
 
-mkdir -p "$CACHE/blobs" "$CACHE/layers" "$CACHE/archives" "$CACHE/logs"
-# One build at a time per cache: layers and archives are shared.
-exec 9>"$CACHE/.lock"
-if ! flock -n 9; then
-  step "another images.sh is using $CACHE; waiting for it"
-  flock -w 3600 9 || die "gave up waiting for the lock on $CACHE/.lock after an hour"
-fi
-
 # archive NAME REF LAYER_DESC... -- OCI_IMAGE_ARGS...: writes $CACHE/archives/NAME.tar unless an identical one
 # exists, then prints the contract line.
 archive() {
@@ -218,7 +210,21 @@ compile() {
   fi
 }
 
+# ensure_buildenv: a virtualenv of this machine's python with pip, setuptools and wheel: it builds the snn-dra
+# wheel and downloads the image's dependencies (so the host's own pip, if any, does not matter).
+BUILDENV=$CACHE/buildenv
+ensure_buildenv() {
+  [ -x "$BUILDENV/bin/python" ] && "$BUILDENV/bin/python" -c 'import setuptools, wheel' 2>/dev/null && return 0
+  step "driver: creating the build environment $BUILDENV (pip, setuptools, wheel)"
+  rm -rf "$BUILDENV"
+  python3 -m venv "$BUILDENV" >"$CACHE/logs/venv.log" 2>&1 ||
+    die "python3 -m venv failed ($(tail -n1 "$CACHE/logs/venv.log")); on Debian install the package python3-venv"
+  run_logged "$CACHE/logs/pip-buildenv.log" "installing setuptools and wheel from PyPI (check that PyPI is reachable)" \
+    timeout "$DOWNLOAD_TIMEOUT" "$BUILDENV/bin/python" -m pip install --disable-pip-version-check 'setuptools>=69' wheel
+}
+
 # pip_target DIR ARGS...: pip install into DIR for the image's interpreter (CPython $PYVER, glibc 2.36).
+# shellcheck disable=SC2317  # called through run_logged
 pip_target() {
   local dir=$1
   shift
@@ -226,7 +232,7 @@ pip_target() {
   arch=$(uname -m)
   for v in $(seq 36 -1 17); do plats+=(--platform "manylinux_2_${v}_$arch"); done
   plats+=(--platform "manylinux2014_$arch")
-  timeout "$DOWNLOAD_TIMEOUT" python3 -m pip install --disable-pip-version-check --no-cache-dir --no-compile \
+  timeout "$DOWNLOAD_TIMEOUT" "$BUILDENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir --no-compile \
     --no-warn-script-location --no-warn-conflicts --target "$dir" --only-binary=:all: "${plats[@]}" \
     --python-version "$PYVER" --implementation cp --abi "cp${PYVER/./}" "$@"
 }
@@ -254,6 +260,7 @@ build_driver() {
   if [ ! -f "$deps_desc" ]; then
     step "driver: installing the dependencies from PyPI for CPython $PYVER (log $CACHE/logs/pip-deps.log)"
     local stage=$rootfs/.stage/deps
+    ensure_buildenv
     rm -rf "$stage"
     mkdir -p "$stage/$SITE"
     dependencies >"$rootfs/.stage/deps.txt"
@@ -269,23 +276,17 @@ build_driver() {
   fi
 
   if [ ! -f "$app_desc" ]; then
-    local buildenv=$CACHE/buildenv src=$CACHE/wheel-src stage=$rootfs/.stage/app
-    if [ ! -x "$buildenv/bin/python" ]; then
-      step "driver: creating the wheel build environment (setuptools, wheel)"
-      python3 -m venv "$buildenv"
-      run_logged "$CACHE/logs/pip-buildenv.log" "installing setuptools and wheel from PyPI" \
-        timeout "$DOWNLOAD_TIMEOUT" "$buildenv/bin/python" -m pip install -q --disable-pip-version-check \
-        'setuptools>=69' wheel
-    fi
+    local src=$CACHE/wheel-src stage=$rootfs/.stage/app
+    ensure_buildenv
     step "driver: building the snn-dra wheel"
     rm -rf "$src" "$stage"
     mkdir -p "$src/dist" "$stage/$SITE" "$stage/usr/local/bin"
     (cd "$ROOT" && tar -cf - --exclude=__pycache__ --exclude='*.pyc' pyproject.toml setup.py README.md api driver) |
       tar -xf - -C "$src"
     run_logged "$CACHE/logs/wheel.log" "building the snn-dra wheel" \
-      "$buildenv/bin/python" -m pip wheel --disable-pip-version-check --no-deps --no-build-isolation -w "$src/dist" "$src"
+      "$BUILDENV/bin/python" -m pip wheel --disable-pip-version-check --no-deps --no-build-isolation -w "$src/dist" "$src"
     run_logged "$CACHE/logs/pip-app.log" "installing the snn-dra wheel" \
-      "$buildenv/bin/python" -m pip install --disable-pip-version-check --no-deps --no-compile --no-cache-dir \
+      "$BUILDENV/bin/python" -m pip install --disable-pip-version-check --no-deps --no-compile --no-cache-dir \
       --no-warn-script-location --target "$stage/$SITE" "$src"/dist/snn_dra-*.whl
     [ -f "$stage/$SITE/bin/snn-dra" ] || die "the snn-dra wheel installed no snn-dra console script"
     # pip wrote this machine's interpreter into the script; the image runs it with its own.
@@ -314,15 +315,33 @@ build_driver() {
     --created "$created"
 }
 
-images=("$@")
-[ ${#images[@]} -gt 0 ] || images=(pause busybox driver)
-for image in "${images[@]}"; do
-  case $image in
-  pause | busybox | driver) ;;
-  *) die "unknown image '$image': choose from pause, busybox, driver" ;;
-  esac
-done
-for image in "${images[@]}"; do
-  "build_$image"
-done
-step "done"
+# main IMAGE...: the whole run is one function, so bash has parsed all of it before it starts: editing this file
+# while a build is running cannot change what that build executes.
+main() {
+  local images=("$@") image
+  [ ${#images[@]} -gt 0 ] || images=(pause busybox driver)
+  for image in "${images[@]}"; do
+    case $image in
+    pause | busybox | driver) ;;
+    *) die "unknown image '$image': choose from pause, busybox, driver" ;;
+    esac
+  done
+  mkdir -p "$CACHE/blobs" "$CACHE/layers" "$CACHE/archives" "$CACHE/logs"
+  # One build at a time per cache: layers and archives are shared.
+  exec 9>"$CACHE/.lock"
+  if ! flock -n 9; then
+    step "another images.sh is using $CACHE; waiting for it"
+    flock -w 3600 9 || die "gave up waiting for the lock on $CACHE/.lock after an hour"
+  fi
+  for image in "${images[@]}"; do
+    case $image in
+    pause) build_pause ;;
+    busybox) build_busybox ;;
+    driver) build_driver ;;
+    esac
+  done
+  step "done"
+}
+
+main "$@"
+exit
