@@ -22,6 +22,7 @@ Commands:
   status   the components (pid, memory), the node and the driver's ResourceSlices
   env      shell lines for: eval "$(hack/local-cluster.sh env)"  (KUBECONFIG, PATH with kubectl, ...)
   install  (re)install snn-dra only: import the images, kubectl apply -k deploy/overlays/local, wait
+  e2e      run the end-to-end suite (e2e/) against this cluster; extra arguments go to pytest
   help     this text
 
 Environment:
@@ -90,7 +91,7 @@ build() {
 # build_images FILE: "<ref> <archive>" lines from images.sh into FILE.
 build_images() {
   [ -x "$IMAGES_SCRIPT" ] || die "$IMAGES_SCRIPT is missing: it builds the pause and snn-dra images"
-  step "building the images (pause, snn-dra:dev) with $(basename "$IMAGES_SCRIPT")"
+  step "building the images (pause, busybox, snn-dra:dev) with $(basename "$IMAGES_SCRIPT")"
   "$IMAGES_SCRIPT" >"$1" || die "building the images failed (see above)"
   grep -q '/pause:' "$1" || die "$IMAGES_SCRIPT built no pause image (its output: $(tr '\n' ' ' <"$1"))"
 }
@@ -197,6 +198,15 @@ cmd_env() {
   printf 'export SNN_DRA_LOCAL_STATE=%q\n' "$STATE"
 }
 
+cmd_e2e() {
+  local venv=${SNN_DRA_VENV:-$REPO/.venv}
+  [ -n "$(pid_of kube-apiserver)" ] || die "the local cluster is not running: 'hack/local-cluster.sh up' first"
+  [ -x "$venv/bin/pytest" ] || die "no pytest in $venv: run hack/test.sh once (it creates the virtualenv) or set SNN_DRA_VENV"
+  eval "$(cmd_env)"
+  cd "$REPO"
+  exec "$venv/bin/pytest" e2e -v "$@"
+}
+
 cmd_status() {
   local name pid rss running=0
   printf '%-24s %-8s %-8s %s\n' COMPONENT PID STATE RSS
@@ -226,6 +236,10 @@ case "${1:-help}" in
   status) cmd_status ;;
   env) cmd_env ;;
   install) cmd_install ;;
+  e2e)
+    shift
+    cmd_e2e "$@"
+    ;;
   help | -h | --help) usage ;;
   *)
     usage >&2

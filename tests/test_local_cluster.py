@@ -70,7 +70,7 @@ def test_shellcheck_is_clean() -> None:
 def test_help_lists_every_subcommand_and_an_unknown_one_fails() -> None:
     proc = subprocess.run([str(ENTRY), "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
-    for command in ("up", "down", "status", "env", "install"):
+    for command in ("up", "down", "status", "env", "install", "e2e"):
         assert f"\n  {command} " in proc.stdout, command
     bad = subprocess.run([str(ENTRY), "sideways"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "Usage:" in bad.stderr

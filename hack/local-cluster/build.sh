@@ -89,14 +89,20 @@ if [ $need = 1 ]; then
   done
 fi
 
-# wrapper MODULE VERSION DIR: a throwaway module that requires one upstream module, for building its commands.
+# wrapper MODULE VERSION DIR PACKAGE...: a throwaway module that requires one upstream module, for building
+# its commands. `go get` of each command package (not just the module) records every dependency in go.sum.
 wrapper() {
-  local module=$1 version=$2 dir=$3
+  local module=$1 version=$2 dir=$3 pkg
+  shift 3
   mkdir -p "$dir"
-  if [ ! -f "$dir/go.sum" ]; then
+  if [ ! -f "$dir/go.sum" ] || [ "$(cat "$dir/packages" 2>/dev/null)" != "$*" ]; then
     printf 'module snndra.local/wrap\n\ngo 1.26.0\n\nrequire %s %s\n' "$module" "$version" >"$dir/go.mod"
+    rm -f "$dir/go.sum" "$dir/packages"
     run_go "$dir" mod download "$module@$version"
-    run_go "$dir" get "$module@$version"
+    for pkg in "$@"; do
+      run_go "$dir" get "$pkg@$version"
+    done
+    echo "$*" >"$dir/packages"
   fi
 }
 
@@ -104,13 +110,15 @@ TOOLS=$CACHE/bin/tools
 mkdir -p "$TOOLS"
 if [ ! -x "$TOOLS/etcd-$ETCD_VERSION" ]; then
   step "building etcd $ETCD_VERSION"
-  wrapper go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "$CACHE/src/etcd-$ETCD_VERSION"
+  wrapper go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "$CACHE/src/etcd-$ETCD_VERSION" go.etcd.io/etcd/server/v3
   run_go "$CACHE/src/etcd-$ETCD_VERSION" build -trimpath -ldflags "-s -w" -o "$TOOLS/etcd-$ETCD_VERSION" go.etcd.io/etcd/server/v3
 fi
 if [ ! -x "$TOOLS/containerd-$CONTAINERD_VERSION" ]; then
   step "building containerd $CONTAINERD_VERSION (containerd, ctr, containerd-shim-runc-v2)"
   src=$CACHE/src/containerd-$CONTAINERD_VERSION
-  wrapper github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" "$src"
+  wrapper github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" "$src" \
+    github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/ctr \
+    github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
   run_go "$src" build -trimpath -tags "no_btrfs no_devmapper no_zfs" -ldflags "-s -w" -o "$TOOLS/ctr-$CONTAINERD_VERSION" github.com/containerd/containerd/v2/cmd/ctr
   CGO_ENABLED=0 run_go "$src" build -trimpath -ldflags "-s -w" -o "$TOOLS/containerd-shim-runc-v2-$CONTAINERD_VERSION" github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
   run_go "$src" build -trimpath -tags "no_btrfs no_devmapper no_zfs" -ldflags "-s -w" -o "$TOOLS/containerd-$CONTAINERD_VERSION" github.com/containerd/containerd/v2/cmd/containerd

@@ -35,6 +35,9 @@ CNI_BRIDGE=snl-cni0
 KUBELET_ROOT=/var/lib/kubelet
 # Non-default in 1.34 (alpha), on by default in 1.36/1.37: setting them keeps one list for every version.
 FEATURE_GATES=DRAPartitionableDevices=true,DRAConsumableCapacity=true,DRADeviceTaints=true
+# images.sh's busybox, and the name deploy/demo's pods give it.
+BUSYBOX_REF=localhost/snn-dra/busybox:local
+DEMO_BUSYBOX_REF=docker.io/library/busybox:1.36
 STEP_TIMEOUT=${SNN_DRA_LOCAL_TIMEOUT:-120}
 
 PKI=$STATE/pki

@@ -74,22 +74,38 @@ start_containerd() {
   wait_healthy containerd serving ctr_local version
 }
 
+# image_present REF: containerd's k8s.io namespace has REF. (Listed into a variable first: with pipefail, a
+# `grep -q` that stops reading early would fail the pipeline by SIGPIPE.)
+image_present() {
+  local all
+  all=$(ctr_local images ls -q 2>/dev/null)
+  grep -qxF "$1" <<<"$all"
+}
+
 # import_images: every image images.sh built (one "<ref> <oci-archive>" per line), into containerd's k8s.io
 # namespace, where the kubelet's CRI looks.
 import_images() {
-  local ref archive base
+  local ref archive log=$LOGS/ctr-import.log
   while read -r ref archive; do
     [ -n "$ref" ] || continue
     note "importing $ref"
-    ctr_local images import --local "$archive" >/dev/null
-    if ! ctr_local images ls -q | grep -qxF "$ref"; then
+    ctr_local images import --local "$archive" >>"$log" 2>&1 || {
+      tail -n 5 "$log" >&2
+      die "ctr could not import $archive (log: $log)"
+    }
+    if ! image_present "$ref"; then
       # An archive that names its image by tag only (org.opencontainers.image.ref.name) needs the repository.
-      base=${ref%:*}
-      ctr_local images import --local --base-name "$base" "$archive" >/dev/null
+      ctr_local images import --local --base-name "${ref%:*}" "$archive" >>"$log" 2>&1 || true
     fi
-    ctr_local images ls -q | grep -qxF "$ref" ||
-      die "importing $archive did not create the image $ref (images there: $(ctr_local images ls -q | tr '\n' ' '))"
+    image_present "$ref" ||
+      die "importing $archive did not create the image $ref (images there: $(ctr_local images ls -q 2>/dev/null | tr '\n' ' '))"
   done <"$STATE/images.txt"
+  # deploy/demo's pods name busybox:1.36, which no registry can deliver here: the local busybox image
+  # (Debian's busybox-static) answers to that name too, so the demo runs unchanged.
+  if grep -q "^$BUSYBOX_REF " "$STATE/images.txt"; then
+    ctr_local images tag --force "$BUSYBOX_REF" "$DEMO_BUSYBOX_REF" >>"$log" 2>&1
+    note "tagged $BUSYBOX_REF as $DEMO_BUSYBOX_REF (the image deploy/demo uses)"
+  fi
 }
 
 start_kubelet() {
@@ -107,7 +123,7 @@ start_kube_proxy() {
 }
 
 # service_routed: kube-proxy has programmed the API server's Service IP (what in-cluster clients use).
-service_routed() { in_netns iptables -t nat -S KUBE-SERVICES 2>/dev/null | grep -q "default/kubernetes:https"; }
+service_routed() { in_netns iptables -t nat -S KUBE-SERVICES 2>/dev/null | grep "default/kubernetes:https" >/dev/null; }
 
 node_ready() {
   [ "$(kubectl_local get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]

@@ -26,7 +26,7 @@ created_paths() {
   } | awk '!seen[$0]++'
 }
 
-owns_kubepods() { created_paths | grep -qx "cgroup:kubepods"; }
+owns_kubepods() { created_paths | grep -x "cgroup:kubepods" >/dev/null; }
 
 # kubepods_dirs: the kubelet's pod cgroups in every hierarchy (cgroup v1 controllers or the v2 tree).
 kubepods_dirs() {
@@ -97,7 +97,7 @@ leftovers() {
     pid=$(pid_of "$name")
     [ -z "$pid" ] || echo "process $name (pid $pid)"
   done
-  if ip netns list | awk '{print $1}' | grep -qx "$NETNS"; then
+  if [ -e "/run/netns/$NETNS" ]; then
     echo "network namespace $NETNS"
   fi
   ! ip link show "$HOST_IF" >/dev/null 2>&1 || echo "interface $HOST_IF"
@@ -107,7 +107,7 @@ leftovers() {
 }
 
 something_to_clean() {
-  [ -d "$STATE" ] || [ -f "$KUBELET_ROOT/.snn-dra-local" ] || ip netns list | awk '{print $1}' | grep -qx "$NETNS" || ip link show "$HOST_IF" >/dev/null 2>&1
+  [ -d "$STATE" ] || [ -f "$KUBELET_ROOT/.snn-dra-local" ] || [ -e "/run/netns/$NETNS" ] || ip link show "$HOST_IF" >/dev/null 2>&1
 }
 
 down_cluster() {
@@ -123,7 +123,7 @@ down_cluster() {
     stop_component "$name" 10
   done
   # The runc shims (started by containerd, so in its netns) and anything else still in the netns.
-  if ip netns list | awk '{print $1}' | grep -qx "$NETNS"; then
+  if [ -e "/run/netns/$NETNS" ]; then
     for pid in $(ip netns pids "$NETNS" 2>/dev/null); do
       note "stopping leftover process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80))"
       stop_pid "$pid" 3
@@ -132,7 +132,7 @@ down_cluster() {
   step "unmounting everything under $STATE and the directories the cluster created"
   unmount_all
   remove_cgroups
-  if ip netns list | awk '{print $1}' | grep -qx "$NETNS"; then
+  if [ -e "/run/netns/$NETNS" ]; then
     ip netns delete "$NETNS"
   fi
   # Deleting the netns removes the veth pair, asynchronously; delete the host end too if it lingers.
