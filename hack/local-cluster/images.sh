@@ -14,7 +14,8 @@
 # the Debian layer by suite and package list, the dependency layer by pyproject.toml's dependency list, the
 # snn-dra layer by the files the wheel is built from (pyproject.toml setup.py README.md api/ driver/). A cold
 # build takes a few minutes and downloads about 60 MB of Debian packages and 80 MB of wheels; after a source
-# change only the snn-dra layer is rebuilt (seconds).
+# change only the snn-dra layer is rebuilt (seconds). Dependencies are resolved when their layer is built: to pick
+# up new Debian or PyPI releases without changing pyproject.toml, delete the cache directory.
 #
 # Needs root for the driver image (debootstrap, chroot). Missing Debian packages are installed with apt-get.
 #
@@ -72,8 +73,41 @@ need_pkg() {
     die "'$cmd' is missing: install the Debian package '$pkg' (apt-get install $pkg) and run this again"
   fi
   step "installing the Debian package $pkg (for $cmd)"
-  run_logged "$CACHE/apt-$pkg.log" "apt-get install $pkg" \
-    timeout "$DOWNLOAD_TIMEOUT" apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 "$pkg"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! timeout "$DOWNLOAD_TIMEOUT" apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 "$pkg" \
+    >"$CACHE/logs/apt-$pkg.log" 2>&1; then
+    step "apt-get install $pkg failed; updating the package lists and trying again"
+    run_logged "$CACHE/logs/apt-update.log" \
+      "apt-get update (check that the mirrors in /etc/apt/sources.list* are reachable)" \
+      timeout "$DOWNLOAD_TIMEOUT" apt-get update -o DPkg::Lock::Timeout=600
+    run_logged "$CACHE/logs/apt-$pkg.log" "apt-get install $pkg" \
+      timeout "$DOWNLOAD_TIMEOUT" apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 "$pkg"
+  fi
+}
+
+# prune: keeps the most recently used layers of each kind (five snn-dra layers, two of every other kind) and
+# deletes every other blob, so a long-lived cache does not grow with every source change.
+prune() {
+  python3 - "$CACHE" <<'PY'
+import json, sys
+from pathlib import Path
+
+cache = Path(sys.argv[1])
+keep = {"app": 5}
+descs = sorted((cache / "layers").glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+kept, dropped, count = [], [], {}
+for desc in descs:
+    kind = desc.name.split("-")[0]
+    count[kind] = count.get(kind, 0) + 1
+    (kept if count[kind] <= keep.get(kind, 2) else dropped).append(desc)
+for desc in dropped:
+    desc.unlink()
+# Configs and manifests are rewritten with every archive, so only the kept layers' blobs are worth keeping.
+used = {json.loads(d.read_text())["digest"].split(":")[1] for d in kept}
+for blob in (cache / "blobs" / "sha256").iterdir():
+    if blob.name not in used:
+        blob.unlink()
+PY
 }
 
 # archive NAME REF LAYER_DESC... -- OCI_IMAGE_ARGS...: writes $CACHE/archives/NAME.tar unless an identical one
@@ -89,6 +123,7 @@ archive() {
   done
   shift
   local out=$CACHE/archives/$name.tar k
+  touch "${descs[@]}" # last use, for prune
   k=$(key "$ref" "$@" "$(cat "${descs[@]}")")
   if [ -f "$out" ] && [ "$(cat "$out.key" 2>/dev/null)" = "$k" ]; then
     step "$ref: archive up to date ($(du -h "$out" | cut -f1))"
@@ -100,6 +135,14 @@ archive() {
     step "$ref: wrote $out ($(du -h "$out" | cut -f1))"
   fi
   echo "$ref $out"
+}
+
+# cached DESC: whether a layer descriptor and its blob are both in the cache.
+cached() {
+  local digest
+  [ -f "$1" ] || return 1
+  digest=$(sed -n 's/.*"digest": "sha256:\([0-9a-f]*\)".*/\1/p' "$1")
+  [ -n "$digest" ] && [ -f "$CACHE/blobs/sha256/$digest" ]
 }
 
 # pack NAME SRC [oci layer args]: packs SRC into a layer and stores its descriptor as $CACHE/layers/NAME.json.
@@ -116,7 +159,7 @@ build_pause() {
   local k desc
   k=$(key "$RECIPE_PAUSE" "$(sha256sum <"$HERE/pause.c")" "$(gcc --version | head -n1)")
   desc=$CACHE/layers/pause-$k.json
-  if [ ! -f "$desc" ]; then
+  if ! cached "$desc"; then
     step "pause: compiling hack/local-cluster/pause.c (gcc -static -Os)"
     local tmp
     tmp=$(mktemp -d "$CACHE/pause.XXXXXX")
@@ -143,7 +186,7 @@ build_busybox() {
   local k desc
   k=$(key "$RECIPE_BUSYBOX" "$(sha256sum </bin/busybox)")
   desc=$CACHE/layers/busybox-$k.json
-  if [ ! -f "$desc" ]; then
+  if ! cached "$desc"; then
     step "busybox: packing /bin/busybox with a link for every applet"
     local tmp applet
     tmp=$(mktemp -d "$CACHE/busybox.XXXXXX")
@@ -249,15 +292,17 @@ build_driver() {
       -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   )")
   app_desc=$CACHE/layers/app-$app_k.json
+  # Root filesystems of other Debian recipes (and leftovers of interrupted debootstraps) are only disk space.
+  find "$CACHE" -mindepth 1 -maxdepth 1 -name 'rootfs-*' ! -name "rootfs-$os_k" -exec rm -rf {} +
 
-  if [ ! -f "$CACHE/layers/os-$os_k.json" ] || { [ ! -d "$rootfs" ] && { [ ! -f "$deps_desc" ] || [ ! -f "$app_desc" ]; }; }; then
+  if ! cached "$CACHE/layers/os-$os_k.json" || { [ ! -d "$rootfs" ] && ! { cached "$deps_desc" && cached "$app_desc"; }; }; then
     [ -d "$rootfs" ] || build_os "$os_k" "$rootfs"
     step "driver: packing the Debian layer"
     rm -rf "$rootfs/.stage"
     pack "os-$os_k" "$rootfs"
   fi
 
-  if [ ! -f "$deps_desc" ]; then
+  if ! cached "$deps_desc"; then
     step "driver: installing the dependencies from PyPI for CPython $PYVER (log $CACHE/logs/pip-deps.log)"
     local stage=$rootfs/.stage/deps
     ensure_buildenv
@@ -275,7 +320,7 @@ build_driver() {
     rm -rf "$rootfs/.stage"
   fi
 
-  if [ ! -f "$app_desc" ]; then
+  if ! cached "$app_desc"; then
     local src=$CACHE/wheel-src stage=$rootfs/.stage/app
     ensure_buildenv
     step "driver: building the snn-dra wheel"
@@ -340,6 +385,7 @@ main() {
     driver) build_driver ;;
     esac
   done
+  prune
   step "done"
 }
 
