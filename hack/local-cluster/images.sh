@@ -208,17 +208,28 @@ build_busybox() {
 
 # ---- the driver image ----------------------------------------------------------------------------------------
 
+# remove_rootfs DIR: deletes a debootstrap target without following what an interrupted debootstrap may have left
+# mounted in it (proc, sysfs, device nodes bound from the host).
+remove_rootfs() {
+  local dir mnt
+  dir=$(realpath -m "$1")
+  awk -v d="$dir/" 'index($2 "/", d) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r mnt; do
+    umount -l "$mnt" || die "cannot unmount $mnt, left by an interrupted debootstrap: unmount it, then run again"
+  done
+  rm -rf --one-file-system "$dir"
+}
+
 # build_os KEY ROOTFS: debootstrap, then drop what a container never reads (package caches, docs, man pages,
 # translations, device nodes), keeping each package's copyright file.
 build_os() {
   local k=$1 rootfs=$2 tmp=$2.tmp
   need_pkg debootstrap debootstrap
-  rm -rf "$tmp"
+  remove_rootfs "$tmp"
   step "driver: debootstrap $SUITE (minbase + $OS_PACKAGES) from $MIRROR (about 2 minutes, log $CACHE/logs/debootstrap.log)"
   if ! timeout "$DOWNLOAD_TIMEOUT" debootstrap --variant=minbase --include="$OS_PACKAGES" "$SUITE" "$tmp" "$MIRROR" \
     >"$CACHE/logs/debootstrap.log" 2>&1; then
     tail -n 25 "$CACHE/logs/debootstrap.log" >&2
-    rm -rf "$tmp"
+    remove_rootfs "$tmp"
     die "debootstrap of Debian $SUITE failed or took longer than ${DOWNLOAD_TIMEOUT}s; check that $MIRROR is reachable (set DEBIAN_MIRROR to use another mirror). Full log: $CACHE/logs/debootstrap.log"
   fi
   step "driver: trimming the root filesystem"
@@ -293,7 +304,10 @@ build_driver() {
   )")
   app_desc=$CACHE/layers/app-$app_k.json
   # Root filesystems of other Debian recipes (and leftovers of interrupted debootstraps) are only disk space.
-  find "$CACHE" -mindepth 1 -maxdepth 1 -name 'rootfs-*' ! -name "rootfs-$os_k" -exec rm -rf {} +
+  local old
+  for old in "$CACHE"/rootfs-*; do
+    [ "$old" = "$rootfs" ] || [ ! -e "$old" ] || remove_rootfs "$old"
+  done
 
   if ! cached "$CACHE/layers/os-$os_k.json" || { [ ! -d "$rootfs" ] && ! { cached "$deps_desc" && cached "$app_desc"; }; }; then
     [ -d "$rootfs" ] || build_os "$os_k" "$rootfs"
