@@ -13,7 +13,7 @@
 # Each layer is cached under its own key in $SNN_DRA_CACHE/local-cluster/images (default ~/.cache/snn-dra/...):
 # the Debian layer by suite and package list, the dependency layer by pyproject.toml's dependency list, the
 # snn-dra layer by the files the wheel is built from (pyproject.toml setup.py README.md api/ driver/). A cold
-# build takes a few minutes and downloads about 60 MB of Debian packages and 80 MB of wheels; after a source
+# build takes about five minutes and downloads about 100 MB of Debian packages and 100 MB of wheels; after a source
 # change only the snn-dra layer is rebuilt (seconds). Dependencies are resolved when their layer is built: to pick
 # up new Debian or PyPI releases without changing pyproject.toml, delete the cache directory.
 #
@@ -25,6 +25,7 @@
 #   DEBIAN_MIRROR       Debian mirror for debootstrap (default http://deb.debian.org/debian)
 #   DOWNLOAD_TIMEOUT    seconds allowed for each download step (default 900)
 set -euo pipefail
+umask 022 # the modes of what is packed become the image's
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$ROOT/hack/local-cluster
@@ -149,7 +150,8 @@ cached() {
 pack() {
   local name=$1 src=$2
   shift 2
-  oci layer --src "$src" --blobs "$CACHE/blobs" --created-by "snn-dra images.sh: $name" "$@" >"$CACHE/layers/$name.json.tmp" ||
+  oci layer --src "$src" --blobs "$CACHE/blobs" --created-by "snn-dra images.sh: $name" "$@" \
+    >"$CACHE/layers/$name.json.tmp" ||
     die "could not pack the layer $name from $src"
   mv "$CACHE/layers/$name.json.tmp" "$CACHE/layers/$name.json"
 }
@@ -178,8 +180,9 @@ build_pause() {
 
 build_busybox() {
   need_pkg /bin/busybox busybox-static
-  file_is_static=$(ldd /bin/busybox 2>&1 || true)
-  case $file_is_static in
+  local linkage
+  linkage=$(ldd /bin/busybox 2>&1 || true)
+  case $linkage in
   *"not a dynamic executable"* | *"statically linked"*) ;;
   *) die "/bin/busybox is dynamically linked: install the Debian package busybox-static (it replaces busybox)" ;;
   esac
@@ -225,12 +228,14 @@ build_os() {
   local k=$1 rootfs=$2 tmp=$2.tmp
   need_pkg debootstrap debootstrap
   remove_rootfs "$tmp"
-  step "driver: debootstrap $SUITE (minbase + $OS_PACKAGES) from $MIRROR (about 2 minutes, log $CACHE/logs/debootstrap.log)"
+  step "driver: debootstrap $SUITE (minbase + $OS_PACKAGES) from $MIRROR" \
+    "(about 2 minutes, log $CACHE/logs/debootstrap.log)"
   if ! timeout "$DOWNLOAD_TIMEOUT" debootstrap --variant=minbase --include="$OS_PACKAGES" "$SUITE" "$tmp" "$MIRROR" \
     >"$CACHE/logs/debootstrap.log" 2>&1; then
     tail -n 25 "$CACHE/logs/debootstrap.log" >&2
     remove_rootfs "$tmp"
-    die "debootstrap of Debian $SUITE failed or took longer than ${DOWNLOAD_TIMEOUT}s; check that $MIRROR is reachable (set DEBIAN_MIRROR to use another mirror). Full log: $CACHE/logs/debootstrap.log"
+    die "debootstrap of Debian $SUITE failed or took longer than ${DOWNLOAD_TIMEOUT}s; check that $MIRROR is" \
+      "reachable (set DEBIAN_MIRROR to use another mirror). Full log: $CACHE/logs/debootstrap.log"
   fi
   step "driver: trimming the root filesystem"
   rm -rf "$tmp"/var/cache/apt/* "$tmp"/var/lib/apt/lists/* "$tmp"/var/cache/debconf/*-old "$tmp"/var/cache/ldconfig/* \
@@ -286,8 +291,8 @@ pip_target() {
   arch=$(uname -m)
   for v in $(seq 36 -1 17); do plats+=(--platform "manylinux_2_${v}_$arch"); done
   plats+=(--platform "manylinux2014_$arch")
-  timeout "$DOWNLOAD_TIMEOUT" "$BUILDENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir --no-compile \
-    --no-warn-script-location --no-warn-conflicts --target "$dir" --only-binary=:all: "${plats[@]}" \
+  timeout "$DOWNLOAD_TIMEOUT" "$BUILDENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir \
+    --no-compile --no-warn-script-location --no-warn-conflicts --target "$dir" --only-binary=:all: "${plats[@]}" \
     --python-version "$PYVER" --implementation cp --abi "cp${PYVER/./}" "$@"
 }
 
@@ -309,7 +314,9 @@ build_driver() {
     [ "$old" = "$rootfs" ] || [ ! -e "$old" ] || remove_rootfs "$old"
   done
 
-  if ! cached "$CACHE/layers/os-$os_k.json" || { [ ! -d "$rootfs" ] && ! { cached "$deps_desc" && cached "$app_desc"; }; }; then
+  # The root filesystem is needed to byte-compile the upper layers with the image's own python.
+  if ! cached "$CACHE/layers/os-$os_k.json" ||
+    { [ ! -d "$rootfs" ] && ! { cached "$deps_desc" && cached "$app_desc"; }; }; then
     [ -d "$rootfs" ] || build_os "$os_k" "$rootfs"
     step "driver: packing the Debian layer"
     rm -rf "$rootfs/.stage"
@@ -343,7 +350,8 @@ build_driver() {
     (cd "$ROOT" && tar -cf - --exclude=__pycache__ --exclude='*.pyc' pyproject.toml setup.py README.md api driver) |
       tar -xf - -C "$src"
     run_logged "$CACHE/logs/wheel.log" "building the snn-dra wheel" \
-      "$BUILDENV/bin/python" -m pip wheel --disable-pip-version-check --no-deps --no-build-isolation -w "$src/dist" "$src"
+      "$BUILDENV/bin/python" -m pip wheel --disable-pip-version-check --no-deps --no-build-isolation \
+      -w "$src/dist" "$src"
     run_logged "$CACHE/logs/pip-app.log" "installing the snn-dra wheel" \
       "$BUILDENV/bin/python" -m pip install --disable-pip-version-check --no-deps --no-compile --no-cache-dir \
       --no-warn-script-location --target "$stage/$SITE" "$src"/dist/snn_dra-*.whl
