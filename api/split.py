@@ -35,6 +35,9 @@ MAX_LAYERS: Final = 256
 MAX_STAGES: Final = 32
 """A claim holds at most 32 requests (``DeviceRequestsMaxSize``): one request per stage."""
 DNS_LABEL: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+NAME: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+"""Model and group names: they become object names, label values and (split learning) a Service name, which
+must start with a letter; ``<model>-<group>`` stays within the 63 characters of a label value."""
 STAGE_DEVICE_TYPES: Final = (DeviceType.NEURON_CORE, DeviceType.CORE_GROUP, DeviceType.CHIP)
 """Partition levels a stage can run on (routers and queues are shared plumbing, never a stage)."""
 
@@ -99,7 +102,7 @@ class StageLimits(_Strict):
 class Group(_Strict):
     """Consecutive stages that share one node (one claim, one pod)."""
 
-    name: Annotated[str, Field(min_length=1, max_length=40, pattern=DNS_LABEL)]
+    name: Annotated[str, Field(min_length=1, max_length=24, pattern=NAME)]
     stages: Annotated[int, Field(ge=1, le=MAX_STAGES)]
     """How many consecutive stages, counted from where the previous group ended."""
 
@@ -125,7 +128,7 @@ class Placement(_Strict):
 
 
 class Metadata(_Strict):
-    name: Annotated[str, Field(min_length=1, max_length=40, pattern=DNS_LABEL)]
+    name: Annotated[str, Field(min_length=1, max_length=32, pattern=NAME)]
     """Prefix of every emitted object name (kept short: request and pod names are built from it)."""
     namespace: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] = "default"
 

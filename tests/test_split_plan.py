@@ -253,3 +253,18 @@ def test_schema_round_trips_the_examples() -> None:
     for path in EXAMPLES:
         loaded = load_model(path)
         assert SplitModel.model_validate_json(loaded.model_dump_json(by_alias=True)) == loaded
+
+
+def test_names_fit_kubernetes_names_and_label_values() -> None:
+    assert "String should match pattern" in problems(model() | {"metadata": {"name": "9lives"}})["metadata.name"]
+    assert "at most 32 characters" in problems(model() | {"metadata": {"name": "m" * 33}})["metadata.name"]
+    groups = {"scope": "nodes", "groups": [{"name": "e" * 25, "stages": 1}, {"name": "s", "stages": 1}]}
+    assert "at most 24 characters" in problems(model(placement=groups))["spec.placement.groups[0].name"]
+    longest = model(
+        placement={"scope": "nodes", "groups": [{"name": "e" * 24, "stages": 1}, {"name": "s", "stages": 1}]}
+    )
+    longest["metadata"]["name"] = "m" * 32
+    for doc in render(plan_model(parse_model(longest))):
+        if doc["apiVersion"].startswith("resource.k8s.io"):
+            assert validate_object(doc, None, "1.37") == []
+        assert all(len(v) <= 63 for v in doc["metadata"]["labels"].values())

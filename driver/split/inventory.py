@@ -68,7 +68,7 @@ def _value(attrs: Mapping[str, Any], name: str, device: str) -> Any:
     except (KeyError, AttributeError, StopIteration):
         raise InventoryError(
             f"device {device} has no attribute {name}; the driver on its node is older than split placement "
-            "(upgrade it so every device publishes chipRegion and the core geometry)"
+            "(upgrade it so every device publishes its chip mesh and core geometry)"
         ) from None
 
 

@@ -12,8 +12,8 @@ structured allocator (the embedded scheduler's, with upstream first-fit semantic
   (a) first_fit    plain per-stage claims, one after the other, as the allocator places them;
   (b) constraints  the planner's claim (``split plan``): firstAvailable tight-to-loose + matchAttribute;
   (c) place        the pinned claim of ``split place`` (its devices, as allocated);
-  (d) optimum      exhaustive branch and bound over the same candidate devices (instances where it
-                   finishes within the budget; the SpiNNaker board's QPE instances are usually too big).
+  (d) optimum      exhaustive branch and bound over the same candidate devices (only instances where it
+                   finishes within 20 s; some 5-stage instances on the 48-chip board do not).
 
 Traffic is ``cost.traffic`` (sum over consecutive stages of rate x hops). Per-family figures are printed as a
 table; the totals sum the instances that have all four figures, so the ratios compare like with like.
