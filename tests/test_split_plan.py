@@ -154,7 +154,7 @@ layer = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     family=st.sampled_from(["loihi2", "spinnaker2", "akida"]),
     layers=st.lists(layer, min_size=1, max_size=8),
