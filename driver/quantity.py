@@ -33,7 +33,7 @@ from typing import Any, Final, Literal
 Format = Literal["DecimalSI", "BinarySI", "DecimalExponent"]
 
 # The accepted grammar: signed decimal, then a binary-SI suffix, a decimal-SI suffix, or a decimal exponent.
-QUANTITY_RE: Final = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
+QUANTITY_RE: Final = re.compile(r"^[+-]?(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
 QUANTITY_SYNTAX_HINT: Final = (
     "a quantity such as '1', '500m', '2Gi' or '1e3' (regular expression '" + QUANTITY_RE.pattern + "')"
 )

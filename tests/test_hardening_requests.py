@@ -217,3 +217,28 @@ def test_a_slow_write_holds_up_no_other_request(gated_server: tuple[EmbeddedApiS
         assert outcome["slow"].status == 201
     finally:
         api.close()
+
+
+def test_regressions_found_by_the_fuzzer(embedded_api_client: client.ApiClient) -> None:
+    api = embedded_api_client
+    # A long digit string in a quantity once made the quantity pattern backtrack for minutes, GIL held.
+    c = claim("q", capacity={"requests": {f"{'snn.dra.dev'}/cores": "1" * 30_000 + "x"}})
+    reply = send(api, "POST", "/apis/resource.k8s.io/v1/namespaces/default/resourceclaims", c, timeout=20)
+    assert reply.status == 422, reply.body[:300]
+    # An unknown field whose name holds a newline is reported in a Warning header that stays a valid header.
+    body = {**claim("w"), "bad\nfield": 1}
+    reply = send(api, "POST", "/apis/resource.k8s.io/v1/namespaces/default/resourceclaims?fieldValidation=Warn",
+                 body)
+    assert reply.status == 201, reply.body[:300]
+    # Mistyped values deep in objects the semantic rules read are 422s, never 500s.
+    for path, obj in [
+        ("/api/v1/namespaces/default/pods", {"apiVersion": "v1", "kind": "Pod",
+                                             "metadata": {"name": "p", "namespace": "default"},
+                                             "spec": {"containers": [{"name": ["x"], "image": "i"}]}}),
+        ("/apis/resource.k8s.io/v1/namespaces/default/resourceclaimtemplates",
+         {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate",
+          "metadata": {"name": "t", "namespace": "default"}, "spec": {"spec": {"devices": 2**63}}}),
+        ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n", "labels": []}}),
+    ]:
+        reply = send(api, "POST", path, obj)
+        assert reply.status in (400, 422), (path, reply.body[:300])

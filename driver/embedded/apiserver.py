@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from snn_dra.driver.embedded import bodies, discovery, openapi, patches, tables
+from snn_dra.driver.embedded import bodies, discovery, memory, openapi, patches, tables
 from snn_dra.driver.embedded.errors import (
     ApiError,
     BadRequest,
@@ -76,6 +76,12 @@ def _wants_table(request: web.Request) -> bool:
     accept = request.headers.get("Accept", "")
     return any("as=Table" in part and "g=meta.k8s.io" in part and "v=v1" in part.replace("v=v1beta1", "")
                for part in accept.split(","))
+
+
+def _warning_header(text: str) -> str:
+    """An RFC 7234 warning (code 299) in header-safe text: the message may quote a client's field names."""
+    safe = "".join(c if 32 <= ord(c) < 127 else f"\\u{ord(c):04x}" for c in text)
+    return '299 - "' + safe.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _is_loopback(host: str) -> bool:
@@ -153,8 +159,13 @@ class ApiServerApp:
             try:
                 raw = await request.read()
             except web.HTTPRequestEntityTooLarge:
+                await self._offload(memory.release_free_memory)
                 raise RequestEntityTooLarge.limit(bodies.MAX_REQUEST_BODY_BYTES) from None
-        return await self._offload(self._dispatch_sync, request, path, raw)  # type: ignore[no-any-return]
+        try:
+            return await self._offload(self._dispatch_sync, request, path, raw)  # type: ignore[no-any-return]
+        finally:
+            if len(raw) >= memory.LARGE_BODY_BYTES:
+                await self._offload(memory.release_free_memory)
 
     def _target(self, request: web.Request) -> tuple[ResourceInfo, str | None, str | None] | None:
         """(resource, namespace, name) of a plain resource URL, None for anything else (bindings included)."""
@@ -271,7 +282,7 @@ class ApiServerApp:
         else:
             resp = _json(obj, status)
         for w in warnings or []:
-            resp.headers.add("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"')
+            resp.headers.add("Warning", _warning_header(w))
         return resp
 
     @staticmethod

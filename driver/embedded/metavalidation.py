@@ -98,7 +98,8 @@ def validate_metadata(meta: Mapping[str, Any], rule: str, namespaced: bool, crea
     if not namespaced and ns:
         errs.append(FieldError(CauseType.FORBIDDEN, "metadata.namespace",
                                "Forbidden: not allowed on this type"))
-    labels = meta.get("labels") or {}
+    labels = meta.get("labels")
+    labels = {} if labels is None else labels
     if not isinstance(labels, Mapping):
         errs.append(FieldError(CauseType.TYPE_INVALID, "metadata.labels", "Invalid value: must be a map of strings"))
         labels = {}
@@ -112,7 +113,8 @@ def validate_metadata(meta: Mapping[str, Any], rule: str, namespaced: bool, crea
             errs.append(_invalid("metadata.labels", v, "must be no more than 63 characters"))
         if not _LABEL_VALUE_RE.match(v):
             errs.append(_invalid("metadata.labels", v, _VALUE_MSG))
-    annotations = meta.get("annotations") or {}
+    annotations = meta.get("annotations")
+    annotations = {} if annotations is None else annotations
     if not isinstance(annotations, Mapping):
         errs.append(FieldError(CauseType.TYPE_INVALID, "metadata.annotations",
                                "Invalid value: must be a map of strings"))
@@ -128,7 +130,12 @@ def validate_metadata(meta: Mapping[str, Any], rule: str, namespaced: bool, crea
     if total > _TOTAL_ANNOTATION_SIZE:
         errs.append(FieldError(CauseType.TOO_LONG, "metadata.annotations",
                                f"Too long: may not be more than {_TOTAL_ANNOTATION_SIZE} bytes"))
-    for i, f in enumerate(meta.get("finalizers") or []):
+    finalizers = meta.get("finalizers")
+    if finalizers is not None and not isinstance(finalizers, list):
+        errs.append(FieldError(CauseType.TYPE_INVALID, "metadata.finalizers", "Invalid value: must be a list of "
+                                                                               "strings"))
+        finalizers = []
+    for i, f in enumerate(finalizers or []):
         if not isinstance(f, str) or qualified_name_errors(f):
             errs.append(_invalid(f"metadata.finalizers[{i}]", f, "name is neither a standard finalizer name nor "
                                  "is it fully qualified"))

@@ -31,6 +31,7 @@ from snn_dra.driver.embedded.errors import (
     Conflict,
     Forbidden,
     Gone,
+    InternalError,
     Invalid,
     NotFound,
     Timeout,
@@ -239,14 +240,11 @@ class Store:
         self._check_namespace_open(info, resource, ns, meta)
         for k in ("uid", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
             meta.pop(k, None)
-        generated = not meta.get("name") and bool(meta.get("generateName"))
+        generated = not meta.get("name") and isinstance(meta.get("generateName"), str) and bool(meta["generateName"])
         if generated:
             meta["name"] = self._generate_name(info, ns, meta["generateName"])
         self._prepare_create(info, new)
-        drop_disabled_fields(self.profile, resource, new, None)
-        _default(resource, new)
-        canonicalize_quantities(resource, new)
-        _default_taint_times(resource, new, None)
+        self._normalize(info, new, None, field_validation)
         self._validate(info, new, None, field_validation, warnings)
         with self._lock:
             self._check_namespace_open(info, resource, ns, meta)  # again: it may have gone meanwhile
@@ -337,10 +335,7 @@ class Store:
                     new["status"] = copy.deepcopy(old["status"])
                 else:
                     new.pop("status", None)
-        drop_disabled_fields(self.profile, resource, new, old)
-        _default(resource, new)
-        canonicalize_quantities(resource, new)
-        _default_taint_times(resource, new, old)
+        self._normalize(info, new, old, field_validation)
         local_warnings: Warnings = []
         self._validate(info, new, old, field_validation, local_warnings)
         if warnings is not None:
@@ -598,8 +593,27 @@ class Store:
             obj["status"] = {"phase": "Pending"}
         elif info.plural == "namespaces":
             obj["status"] = {"phase": "Active"}
-            if meta.get("name"):
-                meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
+            labels = meta.get("labels")
+            if labels is None:
+                labels = meta["labels"] = {}
+            if meta.get("name") and isinstance(labels, dict):  # a non-map is the metadata check's to report
+                labels["kubernetes.io/metadata.name"] = meta["name"]
+
+    def _normalize(self, info: ResourceInfo, obj: Obj, old: Obj | None, field_validation: str) -> None:
+        """What the server does to an object before validating it: drop gated fields, default, canonicalize.
+
+        These steps expect the schema's shapes; on a malformed object (``devices: 5``) one of them can fail, and
+        then validation names the field instead (a 422, never a 500 from a half-defaulted object).
+        """
+        resource = info.plural
+        try:
+            drop_disabled_fields(self.profile, resource, obj, old)
+            _default(resource, obj)
+            canonicalize_quantities(resource, obj)
+            _default_taint_times(resource, obj, old)
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+            self._validate(info, obj, old, field_validation, [])  # raises Invalid / BadRequest for the field
+            raise InternalError(f"{info.kind}: cannot default a valid object ({type(exc).__name__}: {exc})") from exc
 
     def _check_preconditions(self, info: ResourceInfo, old: Obj, uid: str | None, rv: str | None) -> None:
         om = old["metadata"]

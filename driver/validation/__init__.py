@@ -77,7 +77,14 @@ def _validate(obj: Mapping[str, Any], old: Mapping[str, Any] | None, profile: st
         return errors
     # One report per field: a schema error (wrong type, unknown field) already says what is wrong there.
     schema_fields = {e.field for e in errors}
-    errors.extend(e for e in validator(obj, old, profile) if e.field not in schema_fields)
+    try:
+        found = validator(obj, old, profile)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+        # The rules read the schema's shapes; on an object the schema refused, its errors are the answer.
+        if any(not e.message.startswith("unknown field") for e in errors):
+            return errors
+        raise
+    errors.extend(e for e in found if e.field not in schema_fields)
     return errors
 
 

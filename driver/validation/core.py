@@ -53,7 +53,7 @@ def _pod_claims(spec: Mapping[str, Any], path: str) -> tuple[list[FieldError], s
             errs.append(required(child(p, "name")))
         else:
             errs += validate_dns_label(name, child(p, "name"))
-            if name in names:
+            if str(name) in names:
                 errs.append(duplicate(child(p, "name"), name))
             names.add(str(name))
         claim, template = entry.get("resourceClaimName"), entry.get("resourceClaimTemplateName")
@@ -81,7 +81,7 @@ def _containers(spec: Mapping[str, Any], field: str, claim_names: set[str], seen
             errs.append(required(child(p, "name")))
         else:
             errs += validate_dns_label(name, child(p, "name"))
-            if name in seen:
+            if str(name) in seen:
                 errs.append(duplicate(child(p, "name"), name))
             seen.add(str(name))
         if not c.get("image"):
@@ -122,7 +122,7 @@ def validate_pod(obj: Mapping[str, Any], old: Mapping[str, Any] | None, profile:
             errs.append(forbidden("spec.resourceClaims", "pod updates may not change the resource claims"))
     for i, entry in _indexed(as_mapping(obj.get("status")).get("resourceClaimStatuses")):
         p = index("status.resourceClaimStatuses", i)
-        if entry.get("name") not in claim_names:
+        if str(entry.get("name")) not in claim_names:
             errs.append(not_supported(child(p, "name"), entry.get("name"), sorted(claim_names)))
         if entry.get("resourceClaimName"):
             errs += validate_dns_subdomain(entry["resourceClaimName"], child(p, "resourceClaimName"))
