@@ -311,7 +311,7 @@ def _host_paths(objects: list[Obj]) -> set[str]:
     return {v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
 
 
-@pytest.mark.parametrize("kustomization", (BASE, KIND))
+@pytest.mark.parametrize("kustomization", (BASE, KIND, LOCAL))
 def test_the_hosts_dev_and_sys_are_not_mounted_where_the_simulated_backend_runs(kustomization: str) -> None:
     objects = render(kustomization)
     assert not {"/dev", "/sys"} & set(mounts_by_path(objects)), "the simulated backend needs neither /dev nor /sys"
