@@ -282,6 +282,12 @@ ensure_buildenv() {
     timeout "$DOWNLOAD_TIMEOUT" "$BUILDENV/bin/python" -m pip install --disable-pip-version-check 'setuptools>=69' wheel
 }
 
+# drop_scripts SITE: removes the bin/ that `pip install --target` writes and the lines naming it in RECORD files.
+drop_scripts() {
+  rm -rf "${1:?}/bin"
+  sed -i '\#^\.\./\.\./bin/#d' "$1"/*.dist-info/RECORD
+}
+
 # pip_target DIR ARGS...: pip install into DIR for the image's interpreter (CPython $PYVER, glibc 2.36).
 # shellcheck disable=SC2317  # called through run_logged
 pip_target() {
@@ -333,7 +339,9 @@ build_driver() {
     run_logged "$CACHE/logs/pip-deps.log" \
       "installing the dependencies from PyPI (check that PyPI is reachable; time box ${DOWNLOAD_TIMEOUT}s)" \
       pip_target "$stage/$SITE" -r "$rootfs/.stage/deps.txt"
-    rm -rf "${stage:?}/$SITE/bin" # their console scripts, with this machine's interpreter in the shebang
+    # Their console scripts carry this machine's interpreter in the shebang: dropped, with their RECORD lines
+    # (which would also make the layer depend on where the cache is).
+    drop_scripts "$stage/$SITE"
     step "driver: byte-compiling the dependencies with the image's python"
     compile "$rootfs" deps
     step "driver: packing the dependency layer ($(du -sh "$stage" | cut -f1))"
@@ -346,20 +354,21 @@ build_driver() {
     ensure_buildenv
     step "driver: building the snn-dra wheel"
     rm -rf "$src" "$stage"
-    mkdir -p "$src/dist" "$stage/$SITE" "$stage/usr/local/bin"
+    mkdir -p "$src" "$stage/$SITE" "$stage/usr/local/bin"
     (cd "$ROOT" && tar -cf - --exclude=__pycache__ --exclude='*.pyc' pyproject.toml setup.py README.md api driver) |
       tar -xf - -C "$src"
-    run_logged "$CACHE/logs/wheel.log" "building the snn-dra wheel" \
-      "$BUILDENV/bin/python" -m pip wheel --disable-pip-version-check --no-deps --no-build-isolation \
-      -w "$src/dist" "$src"
-    run_logged "$CACHE/logs/pip-app.log" "installing the snn-dra wheel" \
-      "$BUILDENV/bin/python" -m pip install --disable-pip-version-check --no-deps --no-compile --no-cache-dir \
-      --no-warn-script-location --target "$stage/$SITE" "$src"/dist/snn_dra-*.whl
+    # One pip run builds the wheel (PEP 517, setuptools) and installs it.
+    run_logged "$CACHE/logs/wheel.log" "building and installing the snn-dra wheel" \
+      "$BUILDENV/bin/python" -m pip install --disable-pip-version-check --no-deps --no-build-isolation --no-compile \
+      --no-cache-dir --no-warn-script-location --target "$stage/$SITE" "$src"
     [ -f "$stage/$SITE/bin/snn-dra" ] || die "the snn-dra wheel installed no snn-dra console script"
     # pip wrote this machine's interpreter into the script; the image runs it with its own.
     sed '1s|^#!.*|#!/usr/bin/python3|' "$stage/$SITE/bin/snn-dra" >"$stage/usr/local/bin/snn-dra"
     chmod 0755 "$stage/usr/local/bin/snn-dra"
-    rm -rf "${stage:?}/$SITE/bin"
+    drop_scripts "$stage/$SITE"
+    # pip records where the sources were (a path in this cache); the image has no use for it.
+    rm -f "$stage/$SITE"/snn_dra-*.dist-info/direct_url.json
+    sed -i '/direct_url\.json,/d' "$stage/$SITE"/snn_dra-*.dist-info/RECORD
     compile "$rootfs" app
     pack "app-$app_k" "$stage" --mtime 0
     rm -rf "$rootfs/.stage" "$src"
