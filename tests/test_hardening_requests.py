@@ -242,3 +242,21 @@ def test_regressions_found_by_the_fuzzer(embedded_api_client: client.ApiClient) 
     ]:
         reply = send(api, "POST", path, obj)
         assert reply.status in (400, 422), (path, reply.body[:300])
+
+
+def test_unknown_fields_with_odd_names_are_dropped_under_warn(embedded_api_client: client.ApiClient) -> None:
+    """fieldValidation=Warn drops unknown fields by their path; keys that are empty or hold dots are found too
+    (the empty key under metadata once dropped all of metadata, and the write then failed with a 500)."""
+    api = embedded_api_client
+    path = "/apis/resource.k8s.io/v1/namespaces/default/resourceclaims"
+    assert send(api, "POST", path, claim("odd")).status == 201
+    reply = send(api, "PATCH", f"{path}/odd?fieldValidation=Warn",
+                 {"metadata": {"": {"a": 1}, "labels": {"team": "snn"}}, "spec": {"a.b": 1}},
+                 content_type="application/merge-patch+json")
+    # Dropped before the rules run: the (immutable) spec is unchanged, so the label change goes through.
+    assert reply.status == 200, reply.body[:300]
+    meta = reply.json()["metadata"]
+    assert meta["labels"] == {"team": "snn"} and "" not in meta and meta["name"] == "odd"
+    assert "a.b" not in reply.json()["spec"]
+    reply = send(api, "PATCH", f"{path}/odd", {"spec": {"a.b": 1}}, content_type="application/merge-patch+json")
+    assert reply.status == 200  # the server's default for PATCH is Warn, as upstream

@@ -103,6 +103,7 @@ class ApiServerApp:
         self.address = address
         self._watches: set[asyncio.Task[Any]] = set()
         self._pool = ThreadPoolExecutor(max_workers=REQUEST_WORKERS, thread_name_prefix="apiserver-request")
+        self._heap_dirty = False
         self.app = web.Application(middlewares=[self._middleware], client_max_size=bodies.MAX_REQUEST_BODY_BYTES)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
@@ -164,7 +165,16 @@ class ApiServerApp:
         try:
             return await self._offload(self._dispatch_sync, request, path, raw)  # type: ignore[no-any-return]
         finally:
+            self._heap_dirty = True
             if len(raw) >= memory.LARGE_BODY_BYTES:
+                await self._offload(memory.release_free_memory)
+
+    async def trim_heap_periodically(self, interval: float = memory.TRIM_INTERVAL) -> None:
+        """Every ``interval`` seconds after requests were served, hand freed heap back (large answers too)."""
+        while True:
+            await asyncio.sleep(interval)
+            if self._heap_dirty:
+                self._heap_dirty = False
                 await self._offload(memory.release_free_memory)
 
     def _target(self, request: web.Request) -> tuple[ResourceInfo, str | None, str | None] | None:
@@ -470,6 +480,7 @@ class EmbeddedApiServer:
         self._api: ApiServerApp | None = None
         self._runner: web.AppRunner | None = None
         self._listener: TlsOnlyListener | None = None
+        self._trimmer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -498,10 +509,16 @@ class EmbeddedApiServer:
         self._listener = TlsOnlyListener(self._runner.server, ctx, self.host, self.port)
         await self._listener.start()
         self.port = self._listener.port
+        self._trimmer = asyncio.create_task(self._api.trim_heap_periodically(), name="apiserver-heap-trim")
         self._api.address = f"{self.host}:{self.port}"
         write_kubeconfig(self.kubeconfig_path, self.url, self.ca_pem, self.token)
 
     async def stop_async(self) -> None:
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._trimmer
+            self._trimmer = None
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None

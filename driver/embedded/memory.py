@@ -13,7 +13,9 @@ import ctypes.util
 from collections.abc import Callable
 
 LARGE_BODY_BYTES = 256 * 1024
-"""Bodies from this size on are followed by a trim."""
+"""Bodies from this size on are followed by a trim at once."""
+TRIM_INTERVAL = 2.0
+"""Otherwise the server trims at most this often (seconds), and only after it served requests."""
 
 
 def _load_trim() -> Callable[[int], int] | None:

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 ObjList = list[Obj]
 Warnings = list[str]
+FieldErrors = list[FieldError]
 Validator = Callable[[Mapping[str, Any], Mapping[str, Any] | None, str], list[FieldError]]
 
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
@@ -628,28 +629,28 @@ class Store:
         if field_validation not in FIELD_VALIDATION:
             raise BadRequest(f"invalid fieldValidation {field_validation!r}: use one of {', '.join(FIELD_VALIDATION)}")
         meta = obj["metadata"]
-        errs = validate_metadata(meta, info.name_rule, info.namespaced, creating=old is None)
-        if old is not None:
-            errs += _immutability(info.plural, obj, old)
         # Every served kind gets its upstream schema and rules (core/v1 as well as resource.k8s.io), so nothing
-        # the loops would trip over is ever stored. Metadata problems are reported once, in the wording above.
-        covered = {e.field for e in errs if e.field.startswith("metadata.")}
-        if self._validator is not None and info.group == RESOURCE_GROUP:
-            found = self._validator(obj, old, self.profile.version)
-        else:  # the effective gates, so --feature-gates overrides reach every gate-dependent rule
-            found = validate_object(obj, old, self.profile.version, gates=self.profile.gates)
-        errs += [e for e in found if e.field not in covered]
-        unknown = [e for e in errs if e.message.startswith("unknown field")]
+        # the loops would trip over is ever stored.
+        found = self._rules(info, obj, old)
+        # Unknown fields are a decoding matter upstream: refused (Strict) or dropped before any rule looks.
+        unknown = [e for e in found if e.message.startswith("unknown field")]
         if unknown:
             paths = ", ".join(f'unknown field "{e.field}"' for e in unknown)
             if field_validation == "Strict":
                 raise BadRequest(f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
                                  f"strict decoding error: {paths}")
             for e in unknown:
-                _remove_path(obj, e.field)
+                if not _remove_path(obj, e.field):
+                    raise BadRequest(f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                                     f'unknown field "{e.field}" cannot be dropped; remove it')
                 if warnings is not None and field_validation == "Warn":
                     warnings.append(f'unknown field "{e.field}"')
-            errs = [e for e in errs if e not in unknown]
+            found = [e for e in self._rules(info, obj, old) if not e.message.startswith("unknown field")]
+        errs = validate_metadata(meta, info.name_rule, info.namespaced, creating=old is None)
+        if old is not None:
+            errs += _immutability(info.plural, obj, old)
+        covered = {e.field for e in errs if e.field.startswith("metadata.")}  # reported once, in those words
+        errs += [e for e in found if e.field not in covered]
         if errs:
             seen: set[tuple[str, str]] = set()
             unique: list[FieldError] = []
@@ -658,6 +659,12 @@ class Store:
                     seen.add((e.field, e.message))
                     unique.append(e)
             raise Invalid(info.kind, info.group, meta.get("name") or meta.get("generateName") or "", unique)
+
+    def _rules(self, info: ResourceInfo, obj: Obj, old: Obj | None) -> FieldErrors:
+        if self._validator is not None and info.group == RESOURCE_GROUP:
+            return self._validator(obj, old, self.profile.version)
+        # The effective gates, so --feature-gates overrides reach every gate-dependent rule.
+        return validate_object(obj, old, self.profile.version, gates=self.profile.gates)
 
     def _commit(self, info: ResourceInfo, kind: str, obj: Obj, prev: Obj | None) -> Obj:
         self._rv += 1
@@ -761,24 +768,45 @@ def _prune_unapplied(target: Any, previous: Any, applied: Any) -> None:
             target.pop(key, None)
 
 
-_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
+_INDEX = re.compile(r"\[(\d+)\]")
 
 
-def _remove_path(obj: Obj, path: str) -> None:
-    """Delete the field at a FieldError path (``spec.devices[0].capacity[a/b].x``); missing parts are ignored."""
-    tokens: list[str | int] = []
-    for name, index in _PATH_TOKEN.findall(path):
-        tokens.append(name if name else (int(index) if index.isdigit() else index))
+def _remove_path(obj: Obj, path: str) -> bool:
+    """Delete the field at a FieldError path (``spec.devices[0].capacity[a/b].x``); False if it is not there.
+
+    Keys are matched against the object itself (longest first), so keys holding dots, brackets or nothing at
+    all (``metadata.`` is the empty key under metadata) are found too.
+    """
     cur: Any = obj
-    for tok in tokens[:-1]:
-        if isinstance(cur, dict) and isinstance(tok, str):
-            cur = cur.get(tok)
-        elif isinstance(cur, list) and isinstance(tok, int) and tok < len(cur):
-            cur = cur[tok]
+    rest = path
+    while True:
+        if isinstance(cur, dict):
+            found: tuple[str, str] | None = None
+            for k in cur:
+                if not isinstance(k, str):
+                    continue
+                for spelled in (k, f"[{k}]"):
+                    if (rest == spelled or rest.startswith(spelled + ".") or rest.startswith(spelled + "[")) and (
+                            found is None or len(spelled) > len(found[1])):
+                        found = (k, spelled)
+            if found is None:
+                return False
+            key, spelled = found
+            if rest == spelled:
+                del cur[key]
+                return True
+            cur, rest = cur[key], rest[len(spelled):]
+            rest = rest[1:] if rest.startswith(".") else rest
+        elif isinstance(cur, list):
+            m = _INDEX.match(rest)
+            if m is None or int(m.group(1)) >= len(cur):
+                return False
+            cur, rest = cur[int(m.group(1))], rest[m.end():]
+            rest = rest[1:] if rest.startswith(".") else rest
+            if not rest:
+                return False  # a list item is never an unknown field
         else:
-            return
-    if tokens and isinstance(cur, dict) and isinstance(tokens[-1], str):
-        cur.pop(tokens[-1], None)
+            return False
 
 
 def _forbidden(message: str) -> ApiError:

@@ -3,9 +3,10 @@
 Setup: the embedded API server runs in its own process (so its memory is its own). Two sender threads post
 hypothesis-generated bodies (tests/hardening_fuzz_bodies.py: random JSON, structure-aware mutations of valid DRA
 and core objects, as JSON, YAML with alias chains, merge patches and mangled bytes) through the official client;
-every object a fuzzed request created is deleted again. A probe thread meanwhile sends a small GET in a loop: its
-slowest answer is how long any fuzzed request held up an ordinary one. Server RSS is read from /proc after a
-warm-up (schemas and CEL environments loaded) and again at the end.
+every object a fuzzed request created is deleted again. A probe process meanwhile sends a small GET in a loop:
+its slowest answer is how long any fuzzed request held up an ordinary one. Server RSS is read from /proc after a
+warm-up (schemas, CEL environments and compile caches filled) and again at the end, each after 3 s without
+requests.
 
 Run: ``.venv/bin/python hack/bench/fuzz_apiserver.py [--inputs 10000] [--seed 1]``. Last line:
 ``fuzz-apiserver-bench: inputs=<n> status_5xx=<k> worst_holdup_ms=<h> p99_holdup_ms=<p> rss_before_mib=<a>
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import statistics
 import subprocess
@@ -28,6 +30,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))  # the shared strategies live with the unit suite's fuzz test
 
+PROBE = """
+import json, sys, threading, time
+sys.path.insert(0, sys.argv[2])
+from kubernetes import config
+from hardening_support import send
+api = config.new_client_from_config(config_file=sys.argv[1])
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+latencies = []
+print("probing", flush=True)
+while not stop.is_set():
+    t0 = time.perf_counter()
+    assert send(api, "GET", "/api/v1/namespaces/default").status == 200
+    latencies.append(time.perf_counter() - t0)
+    stop.wait(0.02)
+print(json.dumps(latencies), flush=True)
+"""
+
 SERVER = """
 import sys, threading
 from pathlib import Path
@@ -37,6 +57,10 @@ print("ready", flush=True)
 sys.stdin.read()
 srv.stop()
 """
+
+
+QUIET_S = 3.0
+"""RSS is read after this long without requests (the server hands freed heap back every 2 s)."""
 
 
 def rss_mib(pid: int) -> float:
@@ -92,7 +116,8 @@ class Fuzzer:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=10_000, help="fuzzed requests in total (two senders)")
-    parser.add_argument("--warmup", type=int, default=300, help="fuzzed requests before the first RSS reading")
+    parser.add_argument("--warmup", type=int, default=1500,
+                        help="fuzzed requests before the first RSS reading (fills the schema and CEL caches)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
@@ -112,24 +137,13 @@ def main() -> None:
             rss_start = rss_mib(server.pid)
             print(f"warm-up: {args.warmup} inputs...", file=sys.stderr, flush=True)
             fuzz.run(args.warmup, 9)
+            time.sleep(QUIET_S)
             rss_before = rss_mib(server.pid)
 
-            stop = threading.Event()
-            holdups: list[float] = []
-
-            def probe() -> None:
-                from kubernetes import config
-
-                api = config.new_client_from_config(config_file=str(fuzz.kubeconfig))
-                while not stop.is_set():
-                    t0 = time.perf_counter()
-                    assert send(api, "GET", "/api/v1/namespaces/default").status == 200
-                    holdups.append(time.perf_counter() - t0)
-                    stop.wait(0.02)
-                api.close()
-
-            prober = threading.Thread(target=probe, daemon=True)
-            prober.start()
+            # The probe is a process of its own: in this one, the senders' hypothesis threads hold the GIL.
+            prober = subprocess.Popen([sys.executable, "-c", PROBE, str(fuzz.kubeconfig), str(REPO / "tests")],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+            assert prober.stdout is not None and prober.stdout.readline().strip() == "probing"
             started = time.monotonic()
             senders = [threading.Thread(target=fuzz.run, args=(args.inputs // 2, t)) for t in (0, 1)]
             for s in senders:
@@ -139,8 +153,11 @@ def main() -> None:
                 print(f"  {fuzz.sent}/{args.inputs + args.warmup} inputs, {len(fuzz.server_errors)} 5xx, "
                       f"server RSS {rss_mib(server.pid):.0f} MiB, {time.monotonic() - started:.0f} s",
                       file=sys.stderr, flush=True)
-            stop.set()
-            prober.join()
+            assert prober.stdin is not None
+            prober.stdin.close()
+            holdups: list[float] = json.loads(prober.stdout.readline())
+            prober.wait(timeout=30)
+            time.sleep(QUIET_S)
             rss_after = rss_mib(server.pid)
         finally:
             if server.stdin is not None:
