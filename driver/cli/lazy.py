@@ -34,6 +34,9 @@ COMMANDS: dict[str, LazyCommand] = {
         "snn_dra.driver.cli.slices",
         "Print the ResourceSlices this node would publish, exactly as they would be POSTed.",
     ),
+    "status": LazyCommand(
+        "snn_dra.driver.cli.status", "Show what is allocated to which claim and what is free, per node and chip."
+    ),
     "kubelet-plugin": LazyCommand(
         "snn_dra.driver.cli.plugin",
         "Serve the DRA kubelet plugin: DRA service on <plugin-dir>/dra.sock, then registration in <registry-dir>.",
