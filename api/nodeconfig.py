@@ -1,14 +1,17 @@
 """Node configuration: which hardware a node has (simulated backend) and which levels it publishes.
 
 Operators write this file (one per node class, mounted from a ConfigMap), so every field is
-validated strictly and an unknown field is an error rather than a silently ignored typo.
+validated strictly and an unknown field is an error rather than a silently ignored typo. Checks that
+relate two fields are field validators on the later field (reading the earlier one from
+``info.data``), never model validators: pydantic skips a model validator as soon as any field fails,
+and an operator should see every problem of the file in one run, each at its own path.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from snn_dra.api.attributes import CONFIG_API_VERSION, DeviceType, Family
 
@@ -39,11 +42,13 @@ class PublishConfig(_Strict):
     core_group: CoreGroupShape | None = Field(default=None, alias="coreGroup")
     """None: the family's natural group (Loihi-2-like 4x4 cores, SpiNNaker2 QPE, Akida node)."""
 
-    @model_validator(mode="after")
-    def _unique_levels(self) -> PublishConfig:
-        if len(set(self.levels)) != len(self.levels):
-            raise ValueError(f"publish.levels lists a level twice: {[str(x) for x in self.levels]}")
-        return self
+    @field_validator("levels")
+    @classmethod
+    def _unique_levels(cls, levels: list[DeviceType]) -> list[DeviceType]:
+        twice = sorted({str(x) for x in levels if levels.count(x) > 1})
+        if twice:
+            raise ValueError(f"lists {', '.join(twice)} more than once; list each level once")
+        return levels
 
 
 class BoardConfig(_Strict):
@@ -69,19 +74,47 @@ class BoardConfig(_Strict):
     address: str | None = Field(default=None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:-]+$")
     """Board IP address or host name (SpiNNaker2); None = 192.168.240.(1 + 8 * board position)."""
 
-    @model_validator(mode="after")
-    def _check(self) -> BoardConfig:
-        if self.mesh is not None and self.mesh[0] * self.mesh[1] * self.mesh[2] != self.chips:
-            held = self.mesh[0] * self.mesh[1] * self.mesh[2]
-            raise ValueError(f"mesh {list(self.mesh)} holds {held} chips, but chips is {self.chips}")
-        for name, indices in (("fusedCores", list(self.fused_cores)), ("unhealthyChips", self.unhealthy_chips)):
-            for chip in indices:
-                if not 0 <= chip < self.chips:
-                    raise ValueError(f"{name}: chip index {chip} is outside 0..{self.chips - 1} (chips: {self.chips})")
-        for chip, cores in self.fused_cores.items():
+    @field_validator("mesh")
+    @classmethod
+    def _mesh_holds_chips(cls, mesh: tuple[int, int, int] | None, info: ValidationInfo) -> tuple[int, int, int] | None:
+        chips = info.data.get("chips")
+        if mesh is not None and chips is not None and mesh[0] * mesh[1] * mesh[2] != chips:
+            held = mesh[0] * mesh[1] * mesh[2]
+            raise ValueError(
+                f"mesh {list(mesh)} holds {held} chips, but chips is {chips}; make x * y * z equal chips "
+                "or leave mesh out for the family's layout"
+            )
+        return mesh
+
+    @field_validator("fused_cores")
+    @classmethod
+    def _fused_cores(cls, fused: dict[int, list[int]], info: ValidationInfo) -> dict[int, list[int]]:
+        problems = _outside("chip index", list(fused), info.data.get("chips"))
+        for chip, cores in fused.items():
             if any(core < 0 for core in cores) or len(set(cores)) != len(cores):
-                raise ValueError(f"fusedCores[{chip}] must list distinct core indices >= 0, got {cores}")
-        return self
+                problems.append(f"[{chip}] must list distinct core indices >= 0, got {cores}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return fused
+
+    @field_validator("unhealthy_chips")
+    @classmethod
+    def _unhealthy_chips(cls, chips: list[int], info: ValidationInfo) -> list[int]:
+        problems = _outside("chip index", chips, info.data.get("chips"))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return chips
+
+
+def _outside(what: str, indices: list[int], chips: int | None) -> list[str]:
+    """One problem per index outside ``0..chips-1`` (none when ``chips`` itself failed validation)."""
+    if chips is None:
+        return []
+    return [
+        f"{what} {i} is outside 0..{chips - 1} (chips: {chips}); use 0-based chip positions on this board"
+        for i in indices
+        if not 0 <= i < chips
+    ]
 
 
 class NodeConfig(_Strict):
@@ -93,12 +126,16 @@ class NodeConfig(_Strict):
     system_id: str = Field(default="", alias="systemID", max_length=64)
     """Identifier of the multi-board system; empty = derived from the node name."""
     publish: PublishConfig = Field(default_factory=PublishConfig)
-    boards: list[BoardConfig] = Field(default_factory=list)
+    boards: list[BoardConfig] = Field(default_factory=list, validate_default=True)
     sysfs_root: str = Field(default="/sys", alias="sysfsRoot")
     dev_root: str = Field(default="/dev", alias="devRoot")
 
-    @model_validator(mode="after")
-    def _check(self) -> NodeConfig:
-        if self.backend == "simulated" and not self.boards:
-            raise ValueError("backend 'simulated' needs at least one entry in boards")
-        return self
+    @field_validator("boards")
+    @classmethod
+    def _simulated_needs_boards(cls, boards: list[BoardConfig], info: ValidationInfo) -> list[BoardConfig]:
+        if info.data.get("backend") == "simulated" and not boards:
+            raise ValueError(
+                "backend 'simulated' needs at least one entry in boards (e.g. `- {family: loihi2, model: "
+                "kapoho-point, chips: 8}`); for real hardware set backend: sysfs"
+            )
+        return boards

@@ -98,7 +98,7 @@ def test_bad_config_is_a_short_error_with_exit_code_2(cli: typer.Typer, tmp_path
     result = CliRunner().invoke(cli, ["inventory", "--node-config", str(bad), "--node-name", "n"], env=WIDE)
     assert result.exit_code == 2
     assert str(bad) in result.stderr
-    assert "boards[0]: mesh [2, 2, 1] holds 4 chips, but chips is 8" in result.stderr
+    assert "boards[0].mesh: mesh [2, 2, 1] holds 4 chips, but chips is 8" in result.stderr
     assert "Traceback" not in result.output
 
 

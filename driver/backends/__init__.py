@@ -6,13 +6,14 @@ error listing every problem with its field path), and ``load_backend`` picks the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from snn_dra.api.nodeconfig import NodeConfig
+from snn_dra.api.nodeconfig import BoardConfig, NodeConfig
 from snn_dra.driver.backends.base import Backend, BackendError, NodeConfigError
 from snn_dra.driver.backends.families import CHIP_SPECS, spec_for
 from snn_dra.driver.backends.simulated import SimulatedBackend
@@ -52,6 +53,11 @@ def load_node_config(path: str | Path) -> NodeConfig:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
         raise NodeConfigError(source, [("", f"not valid YAML{at}: {getattr(e, 'problem', e)}")]) from None
+    if data is None:
+        raise NodeConfigError(
+            source,
+            [("", "the file is empty (no YAML document); write a NodeConfig into it (see deploy/node-configs/)")],
+        )
     return parse_node_config(data, source)
 
 
@@ -62,7 +68,17 @@ def parse_node_config(data: Any, source: str = "<node config>") -> NodeConfig:
     try:
         config = NodeConfig.model_validate(data)
     except ValidationError as e:
-        raise NodeConfigError(source, [_describe(err) for err in e.errors()]) from None
+        problems = [_describe(err) for err in e.errors()]
+        # The family checks need validated boards: run them on every board that is valid on its own, so
+        # the operator sees those problems in the same run.
+        boards = data.get("boards")
+        for b, raw in enumerate(boards if isinstance(boards, list) else ()):
+            try:
+                board = BoardConfig.model_validate(raw)
+            except ValidationError:
+                continue
+            problems += _board_problems(b, board)
+        raise NodeConfigError(source, sorted(problems, key=_path_order)) from None
     problems = _family_problems(config)
     if problems:
         raise NodeConfigError(source, problems)
@@ -74,6 +90,12 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def _path_order(problem: tuple[str, str]) -> float:
+    """Board by board (a stable sort keeps pydantic's field order inside a board), then the rest."""
+    found = re.match(r"boards\[(\d+)\]", problem[0])
+    return int(found.group(1)) if found else float("inf")
 
 
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
@@ -102,7 +124,9 @@ def _types_in(annotation: Any) -> list[Any]:
 def _describe(err: Any) -> tuple[str, str]:
     loc: tuple[int | str, ...] = tuple(err["loc"])
     msg: str = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
+    if err["type"] == "missing":
+        msg = "required field is missing; add it"
+    elif err["type"] == "extra_forbidden":
         model = _model_at(loc)
         if model is not None:
             allowed = ", ".join(f.alias or n for n, f in model.model_fields.items())
@@ -114,33 +138,34 @@ def _describe(err: Any) -> tuple[str, str]:
 
 def _family_problems(config: NodeConfig) -> list[tuple[str, str]]:
     """Checks that need the chip figures (which the api package cannot import)."""
+    return [p for b, board in enumerate(config.boards) for p in _board_problems(b, board)]
+
+
+def _board_problems(b: int, board: BoardConfig) -> list[tuple[str, str]]:
+    """Board ``b``'s problems against its family's chip figures, with the field path of each."""
     problems: list[tuple[str, str]] = []
-    for b, board in enumerate(config.boards):
-        try:
-            spec = spec_for(board.family, board.chip_model)
-        except ValueError as e:
-            problems.append((f"boards[{b}].chipModel", str(e)))
-            continue
-        for chip, cores in board.fused_cores.items():
-            bad = [c for c in cores if c >= spec.nominal_cores]
-            if bad:
-                problems.append(
-                    (
-                        f"boards[{b}].fusedCores.{chip}",
-                        f"core {bad[0]} is outside 0..{spec.nominal_cores - 1} of a {spec.model} chip",
-                    )
-                )
-            elif len(cores) >= spec.nominal_cores:
-                problems.append(
-                    (
-                        f"boards[{b}].fusedCores.{chip}",
-                        "fuses every core; list the chip in unhealthyChips or drop the board instead",
-                    )
-                )
-        if board.ethernet_interface is not None and CHIP_SPECS[spec.model].attachment != "ethernet":
+    try:
+        spec = spec_for(board.family, board.chip_model)
+    except ValueError as e:
+        return [(f"boards[{b}].chipModel", str(e))]
+    for chip, cores in board.fused_cores.items():
+        bad = [c for c in cores if c >= spec.nominal_cores]
+        if bad:
             problems.append(
-                (f"boards[{b}].ethernetInterface", f"only Ethernet-attached chips use one, not {spec.model}")
+                (
+                    f"boards[{b}].fusedCores.{chip}",
+                    f"core {bad[0]} is outside 0..{spec.nominal_cores - 1} of a {spec.model} chip",
+                )
             )
-        if board.address is not None and CHIP_SPECS[spec.model].attachment != "ethernet":
-            problems.append((f"boards[{b}].address", f"only Ethernet-attached boards have one, not {spec.model}"))
+        elif len(cores) >= spec.nominal_cores:
+            problems.append(
+                (
+                    f"boards[{b}].fusedCores.{chip}",
+                    "fuses every core; list the chip in unhealthyChips or drop the board instead",
+                )
+            )
+    if board.ethernet_interface is not None and CHIP_SPECS[spec.model].attachment != "ethernet":
+        problems.append((f"boards[{b}].ethernetInterface", f"only Ethernet-attached chips use one, not {spec.model}"))
+    if board.address is not None and CHIP_SPECS[spec.model].attachment != "ethernet":
+        problems.append((f"boards[{b}].address", f"only Ethernet-attached boards have one, not {spec.model}"))
     return problems
