@@ -486,7 +486,8 @@ class EmbeddedApiServer:
 
     @property
     def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
 
     @property
     def ca_path(self) -> Path:

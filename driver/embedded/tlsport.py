@@ -41,7 +41,8 @@ class TlsOnlyListener:
         return int(self._sock.getsockname()[1]) if self._sock is not None else self._port
 
     async def start(self) -> None:
-        sock = socket.create_server((self._host, self._port), backlog=128)
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.create_server((self._host, self._port), family=family, backlog=128)
         sock.setblocking(False)
         self._sock = sock
         self._accepting = asyncio.create_task(self._accept_loop(), name="apiserver-accept")
