@@ -67,21 +67,27 @@ def test_piped_output_is_wide_enough_for_every_column(cli: typer.Typer, repo_roo
     assert table[0][6:9] == ["16.0 MiB", "512*", "3 x 4096*"]
 
 
-def test_a_narrow_terminal_keeps_the_main_columns_whole(repo_root: Path) -> None:
+@pytest.mark.parametrize("config", ["mixed", "akida-pcie", "spinnaker2-48", "kapoho-point"])
+def test_an_80_column_terminal_gets_the_main_columns_whole(repo_root: Path, config: str) -> None:
     from rich.console import Console
 
     from snn_dra.driver.backends import load_backend, load_node_config
     from snn_dra.driver.cli.inventory import render
 
-    inventory = load_backend(load_node_config(repo_root / "deploy/node-configs/mixed.yaml"), "n1").discover()
+    inventory = load_backend(load_node_config(repo_root / f"deploy/node-configs/{config}.yaml"), "n1").discover()
     buffer = io.StringIO()
-    render(inventory, Console(file=buffer, width=110, no_color=True))
-    out = buffer.getvalue()
-    table = rows(out)
-    assert len(table) == 13 and all(len(r) == 7 for r in table)
-    assert all("…" not in cell for r in table for cell in r)
-    assert max(len(line) for line in out.splitlines() if line[:1] in "┏┃┡│├└") <= 110
-    assert "mesh" not in out.splitlines()[2] and "widen the terminal" in out
+    render(inventory, Console(file=buffer, width=80, no_color=True))
+    lines = buffer.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[1].split() == ["chip", "mesh", "cores", "neurons", "access", "health"]
+    chip_rows = [
+        line.split() for line in lines if line.split()[:1] and line.split()[0] in {c.id for c in inventory.chips}
+    ]
+    assert len(chip_rows) == len(inventory.chips)  # one whole line per chip: nothing wrapped or cut
+    assert all("…" not in line for line in lines)
+    for board in inventory.boards:  # each board is a heading: its model, then its ID
+        assert any(line.split() == [board.model, board.id] for line in lines)
+    assert "widen the terminal for model, memory, router and queues" in buffer.getvalue()
 
 
 def test_output_is_deterministic_for_a_node_name(cli: typer.Typer, repo_root: Path) -> None:

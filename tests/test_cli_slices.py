@@ -86,3 +86,28 @@ def test_too_many_tiles_is_reported_with_the_limit(tmp_path: Path) -> None:
     code, _, err = run("--node-config", str(cfg), "--node-name", "n1")
     assert code == 2
     assert "128 core groups" in err and "counter sets" in err
+
+
+def test_table_fits_an_80_column_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from snn_dra.driver.backends import load_backend, load_node_config
+    from snn_dra.driver.cli.slices import render_table
+    from snn_dra.driver.model import build_model
+    from snn_dra.driver.slices import build_slices
+
+    config = load_node_config(KAPOHO)
+    built = build_slices(build_model(load_backend(config, "snn-node-0").discover(), config.publish), "snn-node-0")
+    buffer = io.StringIO()
+    render_table(built, Console(file=buffer, width=80, no_color=True))
+    out = buffer.getvalue()
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "names are INDEX-snn.dra.dev-snn-node-0-<suffix>" in " ".join(out.split())
+    header = next(i for i, line in enumerate(lines) if line.startswith("INDEX"))
+    assert lines[header].split() == ["INDEX", "CORES", "GROUPS", "CHIPS", "ROUTERS", "QUEUES", "COUNTER", "SETS"]
+    indices = [line.split()[0] for line in lines[header + 1 : header + 1 + len(built)]]
+    assert indices == [s["metadata"]["generateName"].split("-", 1)[0] for s in built]
+    assert "1019 cores, 64 groups, 8 chips, 8 routers, 24 queues" in out

@@ -47,15 +47,12 @@ def _simulated_mark(chip: Chip, figure: str) -> str:
     return "*" if spec is not None and figure in spec.simulated else ""
 
 
-"""Rich falls back to 80 columns when stdout is not a terminal, which would wrap every cell."""
-
-
 _COLUMNS: tuple[tuple[str, str, bool], ...] = (
     # name, justify, kept on a narrow terminal
-    ("board", "left", True),
+    ("board", "left", False),
     ("chip", "left", True),
-    ("model", "left", True),
-    ("mesh", "left", False),
+    ("model", "left", False),
+    ("mesh", "left", True),
     ("cores", "right", True),
     ("neurons", "right", True),
     ("synapse mem", "right", False),
@@ -64,33 +61,45 @@ _COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("access", "left", True),
     ("health", "left", True),
 )
+_BOARD, _ACCESS = 0, 9
 
 
 def _table(inventory: Inventory, rows: list[list[str]], compact: bool) -> Table:
+    """Wide: every column, boxed. Compact (fits 80 columns): the main columns without a box, each board as a
+    heading row (model, then its ID where the access path goes)."""
+    caption = "cores = usable/nominal; * = simulated figure (not published by the vendor)"
+    if compact:
+        caption = "cores = usable/nominal\nwiden the terminal for model, memory, router and queues"
     table = Table(
         title=f"Node {inventory.node_name} (system {inventory.system_id})",
-        caption="cores = usable/nominal; * = simulated figure (not published by the vendor)"
-        + ("; widen the terminal for mesh, memory, router and queues" if compact else ""),
+        caption=caption,
         caption_justify="left",
+        **({"box": None, "header_style": "bold", "pad_edge": False} if compact else {}),
     )
     keep = [i for i, (_, _, narrow) in enumerate(_COLUMNS) if narrow or not compact]
     for i in keep:
         name, justify, _ = _COLUMNS[i]
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=i != _ACCESS or not compact)  # type: ignore[arg-type]
     for row in rows:
-        if row:
-            table.add_row(*(row[i] for i in keep))
-        else:
+        if not row:
             table.add_section()
+        elif compact and row[_BOARD] and not row[1]:
+            heading = ["" for _ in keep]
+            heading[0] = f"[bold]{row[_BOARD]}[/]"
+            heading[keep.index(_ACCESS)] = f"[dim]{row[_ACCESS]}[/]"
+            table.add_row(*heading)
+        elif compact or row[1]:
+            table.add_row(*(row[i] for i in keep))
     return table
 
 
 def render(inventory: Inventory, console: Console) -> None:
-    """The chip table; on a terminal too narrow for every column, the secondary ones are left out."""
+    """The chip table; on a terminal too narrow for every column, the compact layout (80 columns)."""
     rows: list[list[str]] = []
     neurons_total = memory_total = usable_total = nominal_total = 0
     for board in inventory.boards:
         rows.append([])
+        rows.append([escape(board.model), "", "", "", "", "", "", "", "", escape(board.id), ""])
         for position, chip in enumerate(board.chips):
             neurons = sum(c.neurons for c in chip.cores)
             memory = sum(c.synapse_memory_bytes for c in chip.cores)
@@ -125,13 +134,11 @@ def render(inventory: Inventory, console: Console) -> None:
         console.print(
             f"[red]unhealthy[/] {escape(chip.id)}: {escape(chip.health_reason or 'no reason reported')}",
             highlight=False,
-            soft_wrap=True,
         )
     console.print(
         f"Totals: {len(inventory.boards)} boards, {len(chips)} chips ({len(unhealthy)} unhealthy), "
         f"{usable_total:,}/{nominal_total:,} cores usable, {neurons_total:,} neurons, "
         f"{_bytes(memory_total)} synapse memory",
-        soft_wrap=True,
     )
 
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from snn_dra.api.attributes import DeviceType
 from snn_dra.driver.backends import BackendError, load_backend, load_node_config
 from snn_dra.driver.cli.app import app, default_node_name
+from snn_dra.driver.cli.console import output_console
 from snn_dra.driver.model import DeviceModelError, build_model
 from snn_dra.driver.slices import build_slices
 from snn_dra.driver.validation.resourceslice import PROFILES, lint_slice, validate_pool, validate_resource_slice
@@ -47,7 +48,11 @@ def as_list(slices: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render_table(slices: list[dict[str, Any]], console: Console) -> None:
-    """``kubectl get resourceslices`` columns, then devices per type and counter sets per slice."""
+    """``kubectl get resourceslices`` columns, then devices per type and counter sets per slice.
+
+    On a terminal too narrow for that (names are long: ``<index>-<driver>-<node>-``), the columns that
+    repeat one value for the whole pool move to a heading line and the name shrinks to its index.
+    """
     headers = ["NAME", "NODE", "DRIVER", "POOL", "AGE", *(c for c, _ in _COLUMNS), "COUNTER SETS"]
     rows: list[list[str]] = []
     totals = [0] * (len(_COLUMNS) + 1)
@@ -69,14 +74,26 @@ def render_table(slices: list[dict[str, Any]], console: Console) -> None:
                 *(str(n) if n else "-" for n in numbers),
             ]
         )
+    needed = sum(max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)) + 2 * (len(headers) - 1)
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for i, name in enumerate(headers):
-        table.add_column(name, no_wrap=True, justify="left" if i < 5 else "right")
-    for row in rows:
-        table.add_row(*(escape(cell) for cell in row))
-    # Never truncate: like kubectl, a wide row is left to the terminal to wrap.
-    needed = sum(max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)) + 2 * len(headers)
-    Console(width=max(console.width, needed), file=console.file).print(table)
+    if needed <= console.width or not rows:
+        for i, name in enumerate(headers):
+            table.add_column(name, no_wrap=True, justify="left" if i < 5 else "right")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+    else:
+        first = slices[0]["spec"]
+        console.print(
+            f"ResourceSlices of node {escape(first.get('nodeName', '-'))} (pool {escape(first['pool']['name'])}, "
+            f"driver {escape(first['driver'])}), not yet published; names are INDEX-{escape(first['driver'])}-"
+            f"{escape(first['pool']['name'])}-<suffix>",
+            highlight=False,
+        )
+        for i, name in enumerate(["INDEX", *headers[5:]]):
+            table.add_column(name, no_wrap=True, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(escape(row[0].split("-", 1)[0]), *row[5:])
+    console.print(table)
     summary = ", ".join(f"{n} {c.lower()}" for (c, _), n in zip(_COLUMNS, totals, strict=False) if n)
     console.print(f"{len(slices)} slices: {summary or 'no devices'}, {totals[-1]} counter sets")
 
@@ -124,4 +141,4 @@ def slices(
         dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml is ~10x faster on big pools
         typer.echo(yaml.dump(as_list(built), Dumper=dumper, sort_keys=True, default_flow_style=False), nl=False)
     else:
-        render_table(built, Console())
+        render_table(built, output_console())
