@@ -74,8 +74,9 @@ def _table(inventory: Inventory, rows: list[list[str]], compact: bool) -> Table:
         title=f"Node {inventory.node_name} (system {inventory.system_id})",
         caption=caption,
         caption_justify="left",
-        **({"box": None, "header_style": "bold", "pad_edge": False} if compact else {}),
     )
+    if compact:
+        table.box, table.header_style, table.pad_edge = None, "bold", False
     keep = [i for i, (_, _, narrow) in enumerate(_COLUMNS) if narrow or not compact]
     for i in keep:
         name, justify, _ = _COLUMNS[i]
