@@ -20,14 +20,14 @@ import yaml
 from e2e import kube
 
 OTHER_NODE = "snn-e2e-admission-other-node"
-TEST_DRIVER = "admission-e2e.snn.dra.dev"
-"""Not the plugin's driver name: its publisher only watches slices of snn.dra.dev, so it leaves ours alone."""
+OTHER_DRIVER = "admission-e2e.snn.dra.dev"
 POLICY_DENIAL = "ValidatingAdmissionPolicy 'snn-dra-resourceslices-own-node'"
 
 
-def _slice(name: str, node: str | None) -> dict[str, Any]:
+def _slice(name: str, node: str | None, driver: str = kube.DRIVER) -> dict[str, Any]:
+    """A slice the policy judges by node (and driver); no plugin publishes for OTHER_NODE, so none touches it."""
     spec: dict[str, Any] = {
-        "driver": TEST_DRIVER,
+        "driver": driver,
         "pool": {"name": name, "generation": 1, "resourceSliceCount": 1},
         "devices": [{"name": "dev-0"}],
     }
@@ -87,9 +87,7 @@ def as_plugin(worker: str, tmp_path: Path) -> Iterator[Callable[..., str]]:
     assert who["username"] == f"system:serviceaccount:{kube.DRIVER_NAMESPACE}:{kube.SERVICE_ACCOUNT}", who
     assert who.get("extra", {}).get("authentication.kubernetes.io/node-name") == [worker], who
     yield run
-    kube.kubectl(
-        "delete", "resourceslices", "--field-selector", f"spec.driver={TEST_DRIVER}", "--ignore-not-found", check=False
-    )
+    kube.kubectl("delete", "resourceslice", "snn-e2e-foreign", "--ignore-not-found", check=False)
 
 
 def _denied(run: Callable[..., str], *args: str, stdin: str | None = None) -> str:
@@ -127,9 +125,24 @@ def test_plugin_token_may_not_change_or_delete_another_nodes_slice(as_plugin: Ca
     assert "snn-e2e" not in labels
 
 
-def test_plugin_token_may_write_its_own_nodes_slice(as_plugin: Callable[..., str], worker: str) -> None:
-    created = json.loads(as_plugin("create", "-o", "json", "-f", "-", stdin=json.dumps(_slice("snn-e2e-own", worker))))
+def test_plugin_token_may_not_write_another_drivers_slice_on_its_node(
+    as_plugin: Callable[..., str], worker: str
+) -> None:
+    slice_ = _slice("snn-e2e-other-driver", worker, driver=OTHER_DRIVER)
+    error = _denied(as_plugin, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(slice_))
+    assert POLICY_DENIAL in error, error
+    assert f"may only write ResourceSlices of driver {kube.DRIVER}, not of driver '{OTHER_DRIVER}'" in error, error
+
+
+def test_plugin_token_may_write_its_own_nodes_slices(as_plugin: Callable[..., str], worker: str) -> None:
+    """Server-side dry runs (admission runs, nothing is stored), so the running plugin's pool is not disturbed."""
+    created = json.loads(
+        as_plugin(
+            "create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(_slice("snn-e2e-own", worker))
+        )
+    )
     assert created["spec"]["nodeName"] == worker
-    as_plugin("label", "resourceslice", "snn-e2e-own", "snn-e2e=touched")
-    as_plugin("delete", "resourceslice", "snn-e2e-own", "--wait=true")
-    assert not kube.kubectl("get", "resourceslice", "snn-e2e-own", "--ignore-not-found", "-o", "name")
+    [published, *_] = sorted(s["metadata"]["name"] for s in kube.driver_slices(worker))
+    as_plugin("label", "--dry-run=server", "resourceslice", published, "snn-e2e=touched")
+    as_plugin("delete", "--dry-run=server", "resourceslice", published)
+    assert published in {s["metadata"]["name"] for s in kube.driver_slices(worker)}

@@ -53,6 +53,8 @@ def _device_key(device: Obj) -> Obj:
         out["capacity"] = {k: {**v, "value": _quantity(v["value"])} for k, v in sorted(out["capacity"].items())}
     for consumed in out.get("consumesCounters") or []:
         consumed["counters"] = _quantities(consumed["counters"])
+    for taint in out.get("taints") or []:
+        taint.pop("timeAdded", None)  # set by each API server when it stores the slice
     return out
 
 
