@@ -46,6 +46,17 @@ mkdir -p "$BIN" "$CACHE/src"
 minor=${K8S_VERSION#v1.}
 staging_version=v0.$minor
 k8s_bins="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
+# Both version packages, like upstream's hack/lib/version.sh: component-base's for `--version` and the Node's
+# kubeletVersion, client-go's for the User-Agent every client sends (else "v0.0.0 ... kubernetes/$Format").
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor%%.*}"
+  ldflags+=" -X $pkg.gitTreeState=clean"
+done
+# Binaries built with other flags (an older version of this script) are rebuilt.
+if [ "$(cat "$BIN/.ldflags" 2>/dev/null)" != "$ldflags" ]; then
+  for b in $k8s_bins; do rm -f "$BIN/$b"; done
+fi
 need=0
 for b in $k8s_bins; do [ -x "$BIN/$b" ] || need=1; done
 if [ $need = 1 ]; then
@@ -84,9 +95,10 @@ if [ $need = 1 ]; then
     [ -x "$BIN/$b" ] && continue
     step "building $b $K8S_VERSION"
     run_go "$mod" build -trimpath -o "$BIN/$b" \
-      -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*}" \
+      -ldflags "$ldflags" \
       "k8s.io/kubernetes/cmd/$b"
   done
+  echo "$ldflags" >"$BIN/.ldflags"
 fi
 
 # wrapper MODULE VERSION DIR PACKAGE...: a throwaway module that requires one upstream module, for building

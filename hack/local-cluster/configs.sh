@@ -129,6 +129,8 @@ clientConnection:
 hostnameOverride: $NODE_NAME
 mode: iptables
 clusterCIDR: $POD_CIDR
+# NodePorts only on the node IP (inside the netns), not on every local address.
+nodePortAddresses: ["primary"]
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 # 0 = leave the kernel's conntrack settings alone (they are not per-netns, and not ours to change).
