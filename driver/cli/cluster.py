@@ -1,7 +1,8 @@
 """`snn-dra cluster up`: the embedded cluster (API server, scheduler, kubelet emulation) until Ctrl-C / SIGTERM.
 
 With ``--node-config`` it also runs the real kubelet plugin on every node, so ``kubectl apply`` of a pod with a
-ResourceClaimTemplate goes all the way to a prepared claim and a CDI spec on disk.
+ResourceClaimTemplate goes all the way to a prepared claim and a CDI spec on disk. The DeviceClasses of
+``deploy/base`` are installed unless ``--no-device-classes`` says otherwise: claims name them.
 """
 
 from __future__ import annotations
@@ -13,10 +14,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
+from kubernetes import config
 from rich.console import Console
 from rich.table import Table
 
 from snn_dra.driver.cli.app import app
+from snn_dra.driver.cli.manifests import (
+    DEVICE_CLASSES,
+    apply_device_classes,
+    default_deploy_dir,
+    device_class_documents,
+)
 from snn_dra.driver.embedded.cluster import EmbeddedCluster, PluginStartError
 from snn_dra.driver.embedded.profiles import DEFAULT_PROFILE, SUPPORTED_PROFILES, ProfileError, resolve_profile
 
@@ -37,6 +46,8 @@ class ClusterOptions:
     profile: str = DEFAULT_PROFILE
     feature_gates: dict[str, bool] = field(default_factory=dict)
     state_dir: Path | None = None
+    device_classes: Path | None = None
+    """DeviceClass manifest to install once the API server is up; None installs none."""
 
 
 def parse_feature_gates(spec: str) -> dict[str, bool]:
@@ -50,7 +61,7 @@ def parse_feature_gates(spec: str) -> dict[str, bool]:
     return gates
 
 
-def _print_ready(console: Console, cluster: EmbeddedCluster, options: ClusterOptions) -> None:
+def _print_ready(console: Console, cluster: EmbeddedCluster, options: ClusterOptions, classes: list[str]) -> None:
     server = cluster.server
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_row("API server", server.url)
@@ -64,9 +75,14 @@ def _print_ready(console: Console, cluster: EmbeddedCluster, options: ClusterOpt
     if options.node_config is not None:
         table.add_row("Plugin", f"snn-dra kubelet-plugin with {options.node_config} on every node")
     table.add_row("Node dirs", str(cluster.state_dir / "nodes"))
+    table.add_row("DeviceClasses", ", ".join(classes) if classes else "none installed")
     console.print("[bold green]snn-dra embedded cluster is up[/]")
     console.print(table)
-    console.print(f"\nUse it:\n  export KUBECONFIG={server.kubeconfig_path}\n  kubectl get resourceslices\n")
+    console.print(
+        f"\nUse it:\n  export KUBECONFIG={server.kubeconfig_path}\n  kubectl get deviceclasses,resourceslices\n"
+        f"  snn-dra status --kubeconfig {server.kubeconfig_path}\n",
+        soft_wrap=True,
+    )
     if options.node_config is None:
         node = cluster.nodes[0]
         args = " ".join(cluster.plugin_args(node, Path("NODE_CONFIG.yaml")))
@@ -92,11 +108,18 @@ def run_cluster(options: ClusterOptions, console: Console, stop: threading.Event
     )
     try:
         cluster.start()
+        classes: list[str] = []
+        if options.device_classes is not None:
+            api = config.new_client_from_config(config_file=str(cluster.kubeconfig_path))  # type: ignore[no-untyped-call]
+            try:
+                classes = apply_device_classes(api, device_class_documents(options.device_classes))
+            finally:
+                api.close()
         if options.node_config is not None:
             for node in options.nodes:
                 with console.status(f"starting the kubelet plugin on {node}"):
                     cluster.start_plugin(node, options.node_config.absolute())
-        _print_ready(console, cluster, options)
+        _print_ready(console, cluster, options, classes)
         stop.wait()
         console.print("Shutting down the embedded cluster...")
     finally:
@@ -124,6 +147,13 @@ def up(
             "node config (e.g. deploy/node-configs/kapoho-point.yaml)."
         ),
     ] = None,
+    device_classes: Annotated[
+        Path | None,
+        typer.Option(help="DeviceClasses to install (default: deploy/base/deviceclasses.yaml of the repository)."),
+    ] = None,
+    no_device_classes: Annotated[
+        bool, typer.Option("--no-device-classes", help="Install no DeviceClasses (bring your own).")
+    ] = False,
 ) -> None:
     """Start the embedded API server and keep it up until Ctrl-C or SIGTERM."""
     console = Console()
@@ -133,6 +163,27 @@ def up(
     except (ValueError, ProfileError) as e:
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from None
+    classes_file: Path | None = None
+    if device_classes is not None and no_device_classes:
+        console.print("[red]error:[/] --device-classes and --no-device-classes exclude each other; give one")
+        raise typer.Exit(2)
+    if device_classes is not None:
+        classes_file = device_classes
+    elif not no_device_classes:
+        classes_file = default_deploy_dir() / DEVICE_CLASSES
+        if not classes_file.is_file():
+            console.print(
+                f"[yellow]warning:[/] no DeviceClasses installed: {classes_file} not found. Run from the "
+                "repository, pass --device-classes FILE, or --no-device-classes to silence this.",
+                soft_wrap=True,
+            )
+            classes_file = None
+    if classes_file is not None:
+        try:
+            device_class_documents(classes_file)
+        except (OSError, ValueError, yaml.YAMLError) as e:
+            console.print(f"[red]error:[/] --device-classes {classes_file}: {e}", soft_wrap=True)
+            raise typer.Exit(2) from None
     options = ClusterOptions(
         nodes=tuple(node or ("snn-node-0",)),
         node_config=node_config,
@@ -141,6 +192,7 @@ def up(
         profile=profile,
         feature_gates=gates,
         state_dir=state_dir,
+        device_classes=classes_file,
     )
     try:
         run_cluster(options, console)
