@@ -8,6 +8,8 @@ and that everything is released when the pods go.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +26,12 @@ from rich.table import Table
 from snn_dra.driver.cdi import resolve
 from snn_dra.driver.cli.app import app
 from snn_dra.driver.cli.console import output_console
+from snn_dra.driver.cli.manifests import (
+    DEVICE_CLASSES,
+    apply_device_classes,
+    default_deploy_dir,
+    device_class_documents,
+)
 from snn_dra.driver.embedded.cluster import ClusterTimeoutError, EmbeddedCluster, PluginStartError, wait_until
 from snn_dra.driver.kubejson import KubeJSON, resource_path
 
@@ -31,7 +39,6 @@ T = TypeVar("T")
 
 NODE = "snn-node-0"
 DEMO_TIMEOUT_S = 90.0
-_REPO = Path(__file__).resolve().parents[2]
 _PLURALS = {
     "Namespace": ("", "namespaces", False),
     "Pod": ("", "pods", True),
@@ -125,9 +132,7 @@ def run_demo(console: Console, node_config: Path, deploy: Path, profile: str, ke
         console.print(_slices_table(slices))
 
         with _step(console, f"DeviceClasses and the demo workloads applied ({deploy / 'demo'})"):
-            for doc in yaml.safe_load_all((deploy / "base" / "deviceclasses.yaml").read_text()):
-                if doc:
-                    kube.create(_path(doc["kind"]), doc)
+            apply_device_classes(api, device_class_documents(deploy / DEVICE_CLASSES))
             for doc in docs:
                 kube.create(_path(doc["kind"], namespace=doc["metadata"].get("namespace")), doc)
 
@@ -140,15 +145,7 @@ def run_demo(console: Console, node_config: Path, deploy: Path, profile: str, ke
         _show_pods(console, cluster, kube, states)
 
         if keep:
-            console.print(
-                f"\n[bold]The cluster stays up.[/] export KUBECONFIG={cluster.kubeconfig_path}; "
-                "kubectl get resourceslices,resourceclaims -A\nPress Ctrl-C to stop."
-            )
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+            _wait_while_kept(console, cluster.kubeconfig_path)
 
         with _step(console, "demo pods deleted; every claim unprepared and its CDI spec removed"):
             for ns, n in pods:
@@ -168,6 +165,34 @@ def run_demo(console: Console, node_config: Path, deploy: Path, profile: str, ke
         f"\n[bold green]demo complete[/]: {len(slices)} slices published, {running}/{len(pods)} pods ran "
         "with their SNN devices, everything released"
     )
+    if not keep:
+        console.print(
+            "\nTry next:\n"
+            "  snn-dra demo --keep     the same, but the cluster and its pods stay up\n"
+            "                          to explore with kubectl and snn-dra status\n"
+            "  snn-dra cluster up --node-config deploy/node-configs/kapoho-point.yaml\n"
+            "                          a cluster for your own workloads",
+            highlight=False,
+        )
+
+
+def _wait_while_kept(console: Console, kubeconfig: Path) -> None:
+    """``--keep``: say how to look around, then wait for Ctrl-C or SIGTERM (both lead to the normal cleanup)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        console.print(
+            "\n[bold]The cluster stays up with the demo pods running.[/] Look around:\n"
+            f"  kubectl --kubeconfig {kubeconfig} get pods,resourceclaims -n snn-demo\n"
+            f"  snn-dra status --kubeconfig {kubeconfig}\n"
+            "Press Ctrl-C to release everything and stop.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _path_slices() -> str:
@@ -217,13 +242,6 @@ def _show_pods(
         env_shown = True
 
 
-def _default_deploy_dir() -> Path:
-    for candidate in (Path.cwd() / "deploy", _REPO / "deploy"):
-        if (candidate / "demo" / "kustomization.yaml").is_file():
-            return candidate
-    return Path.cwd() / "deploy"
-
-
 @app.command("demo")
 def demo(
     node_config: Annotated[
@@ -231,11 +249,13 @@ def demo(
     ] = None,
     deploy_dir: Annotated[Path | None, typer.Option(help="The repository's deploy/ directory.")] = None,
     profile: Annotated[str, typer.Option(help="Kubernetes version the embedded cluster emulates.")] = "1.37",
-    keep: Annotated[bool, typer.Option(help="Keep the cluster up after the workloads run (Ctrl-C to end).")] = False,
+    keep: Annotated[
+        bool, typer.Option(help="Keep the cluster and the demo pods up after they run, until Ctrl-C or SIGTERM.")
+    ] = False,
 ) -> None:
     """Run the driver end to end on the embedded cluster with the demo workloads of deploy/demo."""
     console = output_console()
-    deploy = deploy_dir or _default_deploy_dir()
+    deploy = deploy_dir or default_deploy_dir()
     if not (deploy / "demo" / "kustomization.yaml").is_file():
         console.print(f"[red]error:[/] {deploy} has no demo/kustomization.yaml; run from the repository or pass "
                       "--deploy-dir")  # fmt: skip
