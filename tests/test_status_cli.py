@@ -186,3 +186,41 @@ def test_fit_name_cuts_between_words_only() -> None:
     assert fit_name("akd1000-pcie-board-3-chip-0", 17) == "akd1000-…-chip-0"
     assert fit_name("akd1000-pcie-board-3-chip-0", 12) == "akd1000-…-0"
     assert fit_name("averyveryverylongsingleword", 10) == "averyveryverylongsingleword"
+
+
+GROUPS_ONLY = """\
+apiVersion: snn.dra.dev/v1alpha1
+kind: NodeConfig
+backend: simulated
+publish:
+  levels: [chip, coreGroup, spikeRouter]
+boards:
+  - {family: akida, model: akd1000-pcie, chips: 1, fusedCores: {0: [78, 79]}}
+"""
+
+
+def test_without_the_core_level_groups_cover_their_rectangles(tmp_path: Path) -> None:
+    """Without neuronCore devices a group claim marks its whole 2x2 rectangle and counts its usable cores."""
+    config = tmp_path / "node.yaml"
+    config.write_text(GROUPS_ONLY)
+    with EmbeddedCluster(nodes=(NODE,)) as cluster, kube_for(cluster) as kube:
+        cluster.start_plugin(NODE, config)
+        kube.apply_file(DEVICE_CLASSES)
+        kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        wait_for(lambda: pool_published(kube), "the plugin to publish its pool")
+        for name in ("g1", "g2"):
+            kube.create(claim_template(name, [request("node", "snn-core-group")]))
+            kube.create(pod(name, {"c": name}))
+            wait_for(lambda name=name: pod_running(kube, name), f"pod {name} to run")  # type: ignore[misc]
+        slices, claims = read_cluster(cluster.kubeconfig_path, None)
+    [node] = build_status(slices, claims).nodes
+    [chip] = node.chips
+    # First fit takes groups from the last tile down: group 19 (2 usable cores, 78 and 79 fused), then group 18.
+    assert [(c.pods, c.devices[0].rsplit("-", 1)[1], c.cores) for c in chip.claims] == [
+        (["g1"], "19", 2),
+        (["g2"], "18", 4),
+    ]
+    assert (chip.cores.used, chip.cores.capacity, chip.cores_free) == (6, 78, 72)
+    assert (chip.core_groups, chip.core_groups_free, chip.whole_chip_free) == (20, 18, False)
+    assert chip.picture == [".........."] * 6 + ["......BBAA"] * 2
+    assert chip.queue_depth is None and chip.router is not None and chip.router.used == 0
