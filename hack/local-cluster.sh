@@ -42,6 +42,10 @@ REPO=$(dirname "$HACK")
 LC=$HACK/local-cluster
 IMAGES_SCRIPT=${SNN_DRA_LOCAL_IMAGES_SCRIPT:-$LC/images.sh}
 
+# Every command but `up` talks to the running cluster: use the Kubernetes version it was started with.
+if [ "${1:-}" != up ] && [ -z "${K8S_VERSION:-}" ] && [ -f "${SNN_DRA_LOCAL_STATE:-/var/lib/snn-dra-local}/k8s-version" ]; then
+  K8S_VERSION=$(cat "${SNN_DRA_LOCAL_STATE:-/var/lib/snn-dra-local}/k8s-version")
+fi
 # shellcheck source=local-cluster/common.sh
 source "$LC/common.sh"
 # shellcheck source=local-cluster/pki.sh
@@ -139,6 +143,7 @@ cmd_up() {
     mount -t tmpfs -o "size=${SNN_DRA_LOCAL_TMPFS_SIZE:-8g},mode=0755" snn-dra-local "$STATE"
   fi
   mkdir -p "$LOGS" "$PIDS"
+  echo "$K8S_VERSION" >"$STATE/k8s-version"
   mv "$images" "$STATE/images.txt"
   step "network namespace $NETNS: node $NODE_IP, host end $HOST_IP (veth /30)"
   make_network

@@ -90,6 +90,16 @@ def test_env_gives_kubectl_the_cluster_and_the_e2e_suite_its_audit_log(tmp_path:
     assert "not running" in proc.stderr
 
 
+def test_env_follows_the_kubernetes_version_the_cluster_was_started_with(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "k8s-version").write_text("v1.37.2\n")
+    env = {**os.environ, "SNN_DRA_LOCAL_STATE": str(state), "SNN_DRA_CACHE": str(tmp_path)}
+    env.pop("K8S_VERSION", None)
+    proc = subprocess.run([str(ENTRY), "env"], capture_output=True, text=True, env=env, check=False)
+    assert f"export PATH={tmp_path}/local-cluster/bin/k8s-v1.37.2:" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_the_second_kubernetes_version_is_one_variable_away(tmp_path: Path) -> None:
     proc = bash('echo "$K8S_BIN"', tmp_path, K8S_VERSION="v1.34.3", SNN_DRA_CACHE=str(tmp_path))
     assert proc.stdout.strip() == f"{tmp_path}/local-cluster/bin/k8s-v1.34.3", proc.stderr
