@@ -227,3 +227,24 @@ def test_scheduler_index_follows_events_through_schedule_release_and_reuse() -> 
                 await task
 
     asyncio.run(scenario())
+
+
+def test_scheduler_index_skips_events_its_snapshot_already_holds(store: Store) -> None:
+    """After a re-sync from a snapshot, queued watch events from before it must not roll the index back."""
+    from snn_dra.driver.embedded.scheduler import ReconcileReport, _Index
+
+    sched = Scheduler(store)
+    created = store.create("resourceclaims", claim("old"))
+    stale_added = ("resourceclaims", "ADDED", created)
+    store.delete("resourceclaims", "default", "old")
+    index = _Index()
+    report = ReconcileReport()
+    sched._resync(index, "resourceclaims", report)
+    sched._apply(index, [stale_added], report)  # older than the snapshot: ignored
+    assert ("default", "old") not in index.claims
+    fresh = store.create("resourceclaims", claim("new"))
+    sched._apply(index, [("resourceclaims", "ADDED", fresh)], report)
+    assert index.claims[("default", "new")] is fresh
+    deleted = store.delete("resourceclaims", "default", "new")
+    sched._apply(index, [("resourceclaims", "DELETED", deleted)], report)
+    assert ("default", "new") not in index.claims
