@@ -79,8 +79,8 @@ def _print_ready(console: Console, cluster: EmbeddedCluster, options: ClusterOpt
     console.print("[bold green]snn-dra embedded cluster is up[/]")
     console.print(table)
     console.print(
-        f"\nUse it:\n  export KUBECONFIG={server.kubeconfig_path}\n  kubectl get deviceclasses,resourceslices\n"
-        f"  snn-dra status --kubeconfig {server.kubeconfig_path}\n",
+        f"\nUse it:\n  export KUBECONFIG={server.kubeconfig_path}\n  kubectl get deviceclasses\n"
+        f"  kubectl get resourceslices\n  snn-dra status --kubeconfig {server.kubeconfig_path}\n",
         soft_wrap=True,
     )
     if options.node_config is None:
