@@ -160,6 +160,14 @@ def pick_devices(devices: Sequence[Mapping[str, Any]], driver: str, device_type:
     return names
 
 
+def last_error(log: str, limit: int = 300) -> str:
+    """The last log line that reports an error (klog ``E`` lines, ``err=``, ``ERROR``), cut to ``limit`` chars."""
+    for row in reversed(log.splitlines()):
+        if (row.startswith("E") and row[1:5].isdigit()) or " err=" in row or "ERROR" in row:
+            return row if len(row) <= limit else row[: limit - 3] + "..."
+    return ""
+
+
 @dataclass
 class Figures:
     """One driver's results; None where a figure could not be measured (the table says why)."""
@@ -299,6 +307,8 @@ class Plugin:
     pool: str = ""
     devices: list[str] = field(default_factory=list)
     claims: list[tuple[str, str]] = field(default_factory=list)
+    allocated: dict[str, str] = field(default_factory=dict)
+    """Claim UID -> the device its allocation names (a prepare must return exactly that device)."""
 
     def ticks(self) -> int:
         return cpu_ticks(Path(f"/proc/{self.proc.pid}/stat").read_text())
@@ -365,8 +375,8 @@ def wait_published(p: Plugin, store: Any, timeout: float) -> tuple[str, list[dic
             return state
         time.sleep(0.01)
     p.figures.slices_note = (
-        f"no complete pool of driver {p.client.driver} on node {p.node} within {timeout:.0f} s of start "
-        f"(see {p.log_path})"
+        f"no complete pool of driver {p.client.driver} on node {p.node} within {timeout:.0f} s of start; "
+        f"last error in its log: {last_error(p.log_path.read_text(errors='replace')) or 'none'}"
     )
     return None
 
@@ -393,6 +403,7 @@ def create_claims(res: Any, p: Plugin, device_class: str, count: int) -> None:
         }  # fmt: skip
         res.replace_namespaced_resource_claim_status(name, NAMESPACE, obj, _preload_content=False)
         p.claims.append((name, obj["metadata"]["uid"]))
+        p.allocated[obj["metadata"]["uid"]] = device
 
 
 def _check(p: Plugin, what: str, resp: Any, claims: Sequence[tuple[str, str]]) -> None:
@@ -401,6 +412,10 @@ def _check(p: Plugin, what: str, resp: Any, claims: Sequence[tuple[str, str]]) -
         if got is None or got.error:
             why = "no result" if got is None else got.error
             raise SystemExit(f"{p.label}: {what} of claim {NAMESPACE}/{name} failed: {why}; its log: {p.log_path}")
+        returned = [(d.pool_name, d.device_name) for d in getattr(got, "devices", ())]
+        if what == "NodePrepareResources" and returned != [(p.pool, p.allocated[uid])]:
+            raise SystemExit(f"{p.label}: NodePrepareResources of claim {NAMESPACE}/{name} returned devices "
+                             f"{returned}, but the allocation names {[(p.pool, p.allocated[uid])]}")  # fmt: skip
 
 
 def cycle(p: Plugin, claim: tuple[str, str], record: bool, phase: str) -> None:
@@ -496,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         server.start()
         kubeconfig = server.kubeconfig_path
-        api = config.new_client_from_config(config_file=str(kubeconfig))
+        api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
         res = client.ResourceV1Api(api)
         dirs = {n: NodeDirs(root / "nodes" / n) for n in (SNN_NODE, PEER_NODE)}
         for n, d in dirs.items():
@@ -549,10 +564,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         for p in (snn, peer):
             assert p.client is not None
             cls = f"bench-{p.node}"
-            res.create_device_class({
+            device_class: Any = {
                 "apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass", "metadata": {"name": cls},
                 "spec": {"selectors": [{"cel": {"expression": f'device.driver == "{p.client.driver}"'}}]},
-            })  # fmt: skip
+            }  # fmt: skip
+            res.create_device_class(device_class)
             progress(f"creating {args.warmup + args.claims} allocated claims for {p.label}")
             create_claims(res, p, cls, args.warmup + args.claims)
 
@@ -575,8 +591,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             p.figures.cpu_ms_per_cycle = (p.ticks() - ticks0[p.node]) * 1000 / hz / args.claims
             p.alive()
 
-        print(f"{args.claims} one-device claims per driver after {args.warmup} warm-up rounds, interleaved call by "
-              f"call; empty call: median of {args.empty_calls}; CPU: plugin utime+stime over the measured rounds")
+        print(
+            f"{args.claims} one-device claims per driver after {args.warmup} warm-up rounds, interleaved call by "
+            f"call; empty call: median of {args.empty_calls}; CPU: plugin utime+stime over the measured rounds"
+        )
         print(render_table(snn.figures, peer.figures))
         print(summary_line(snn.figures, peer.figures))
     finally:
