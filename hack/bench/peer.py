@@ -16,9 +16,10 @@ process from ``/proc/<pid>/stat`` over the measured rounds), RSS after warm-up, 
 socket that answers GetInfo, process start to its own pool complete in the API server, and an empty
 NodePrepareResources call (the gRPC floor).
 
-Run (see hack/bench/README.md for building the example driver):
+Run (hack/bench/README.md says how to build the example driver, and why these workarounds):
 ``.venv/bin/python hack/bench/peer.py --peer-bin /tmp/snn-peer/dra-example-kubeletplugin
---peer-env KUBE_FEATURE_WatchListClient=false``. Last line:
+--peer-env KUBE_FEATURE_WatchListClient=false --peer-devices gpu-0,gpu-1,gpu-2,gpu-3,gpu-4,gpu-5,gpu-6,gpu-7``.
+Last line:
 ``peer-bench: prepare_p50_ratio=<r> prepare_p99_ratio=<r> unprepare_p50_ratio=<r> rss_ratio=<r> start_s=<s>
 peer_start_s=<s>`` (ratios are snn-dra / peer).
 """
@@ -46,9 +47,12 @@ PEER_NODE = "peer-bench"
 NAMESPACE = "default"
 DEFAULT_PEER_ARGS = (
     "--node-name={node} --kubeconfig={kubeconfig} --cdi-root={cdi_dir} "
-    "--kubelet-registrar-directory-path={registry_dir} --kubelet-plugins-directory-path={plugins_dir}"
+    "--kubelet-registrar-directory-path={registry_dir} --kubelet-plugins-directory-path={plugins_dir} "
+    "--kube-api-qps=1000 --kube-api-burst=1000"
 )
-"""The example driver's flags for running outside a pod; the placeholders are filled per node."""
+"""The example driver's flags for running outside a pod; the placeholders are filled per node. Its client-go rate
+limiter (5 QPS, burst 10 by default) would hold every prepare's claim GET to about 200 ms once the burst is spent,
+measuring the limiter instead of the plugin; snn-dra's client has no limiter, so the peer's is lifted."""
 PLACEHOLDERS = ("node", "kubeconfig", "cdi_dir", "registry_dir", "plugins_dir", "kubelet_root", "work_dir")
 SCRUBBED_ENV = ("NODE_NAME", "POD_UID", "KUBECONFIG", "CDI_ROOT", "NAMESPACE")
 """Variables a plugin may read as flag defaults; the harness passes everything explicitly instead."""
