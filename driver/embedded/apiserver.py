@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from snn_dra.driver.embedded import bodies, discovery, memory, openapi, patches, tables
+from snn_dra.driver.embedded import bodies, discovery, listoptions, memory, openapi, patches, tables
 from snn_dra.driver.embedded.errors import (
     ApiError,
     BadRequest,
@@ -322,6 +322,7 @@ class ApiServerApp:
     # -- verbs ---------------------------------------------------------------------------------------------------
 
     def _list(self, request: web.Request, info: ResourceInfo, namespace: str | None) -> web.Response:
+        listoptions.parse(request.query, watch=False)
         items, rv = self.store.list_with_version(info.plural, namespace, request.query.get("labelSelector", ""),
                                                  request.query.get("fieldSelector", ""))
         if _wants_table(request):
@@ -412,6 +413,7 @@ class ApiServerApp:
             timeout = float(q.get("timeoutSeconds") or _DEFAULT_WATCH_TIMEOUT)
         except ValueError:
             raise BadRequest(f"invalid timeoutSeconds {q.get('timeoutSeconds')!r}") from None
+        opts = listoptions.parse(q, watch=True)  # 422 for combinations upstream refuses, before the stream
         as_table = _wants_table(request)
         include = q.get("includeObject", "Metadata")
         await self.store.wait_for_resource_version(q.get("resourceVersion"))  # 504 if it never comes
@@ -424,8 +426,9 @@ class ApiServerApp:
         await resp.prepare(request)
         events = self.store.watch(info.plural, namespace, q.get("resourceVersion"),
                                   label_selector=label_selector, field_selector=field_selector,
-                                  bookmark_interval=self.bookmark_interval if _truthy(q.get("allowWatchBookmarks"))
-                                  else None, copy_objects=False)
+                                  bookmark_interval=self.bookmark_interval if opts.allow_watch_bookmarks else None,
+                                  copy_objects=False, send_initial_events=opts.send_initial_events,
+                                  initial_events_end=bool(opts.send_initial_events) and opts.allow_watch_bookmarks)
         try:
             async with asyncio.timeout(timeout):
                 async for ev in events:

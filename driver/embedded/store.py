@@ -36,6 +36,7 @@ from snn_dra.driver.embedded.errors import (
     NotFound,
     Timeout,
 )
+from snn_dra.driver.embedded.listoptions import INITIAL_EVENTS_END
 from snn_dra.driver.embedded.metavalidation import validate_metadata
 from snn_dra.driver.embedded.profiles import Profile, drop_disabled_fields, resolve_profile, served_resources
 from snn_dra.driver.embedded.resources import RESOURCE_GROUP, RESOURCES, ResourceInfo
@@ -59,6 +60,7 @@ _UPDATE_ATTEMPTS = 20
 """How often an update computed outside the lock is recomputed when another write beat it."""
 FUTURE_RESOURCE_VERSION_WAIT = 3.0
 """How long a watch from a resourceVersion the store has not reached waits for it (upstream's watch cache: 3 s)."""
+_INITIAL_END = "INITIAL_END"  # queue marker: the watch-list's initial events are all out
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # upstream generateName alphabet (no vowels, no confusables)
 
 
@@ -75,6 +77,7 @@ class _Event:
     type: str
     obj: Obj
     prev: Obj | None
+    before: Obj | None = None  # the stored object this write replaced or removed (None: there was none)
 
 
 @dataclass
@@ -491,12 +494,19 @@ class Store:
 
     async def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None, *,
                     label_selector: str = "", field_selector: str = "",
-                    bookmark_interval: float | None = None, copy_objects: bool = True) -> AsyncGenerator[Obj, None]:
+                    bookmark_interval: float | None = None, copy_objects: bool = True,
+                    send_initial_events: bool | None = None,
+                    initial_events_end: bool = False) -> AsyncGenerator[Obj, None]:
         """Events ``{"type", "object"}`` after ``resource_version`` (unset or "0": current state as ADDED first).
 
         Raises ``Gone`` (410 Expired) when the version is older than the kept history. With
         ``bookmark_interval``, an idle watch yields a BOOKMARK carrying the newest resourceVersion.
         ``copy_objects=False`` yields the stored objects themselves, for callers that only read (and encode) them.
+
+        ``send_initial_events`` is the watch-list switch: True streams the current state as ADDED whatever the
+        version (the caller has waited until the store reached it: NotOlderThan), then, with
+        ``initial_events_end``, a BOOKMARK annotated ``k8s.io/initial-events-end`` carrying the version of that
+        state; False streams only changes (from now when no version is given). None is the legacy behaviour.
         """
         info = self.info(resource)
         lsel = parse_label_selector(label_selector)
@@ -515,7 +525,14 @@ class Store:
             raise BadRequest(f"invalid resourceVersion {resource_version!r}: must be an integer") from None
         sub = _Subscriber(resource, asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
-            if since == 0:
+            if send_initial_events:
+                backlog = [_Event(self._rv, resource, "ADDED", o, None)
+                           for _, o in sorted(self._objs[resource].items())]
+                if initial_events_end:
+                    backlog.append(_Event(self._rv, resource, _INITIAL_END, {}, None))
+            elif since == 0 and send_initial_events is False:
+                backlog = []
+            elif since == 0:
                 backlog = [_Event(self._rv, resource, "ADDED", o, None)
                            for _, o in sorted(self._objs[resource].items())]
             else:
@@ -545,6 +562,11 @@ class Store:
                                 "metadata": {"resourceVersion": rv}}}
                     continue
                 ev = sub.pending.popleft()
+                if ev.type == _INITIAL_END:
+                    yield {"type": "BOOKMARK", "object": {
+                        "kind": info.kind, "apiVersion": info.api_version,
+                        "metadata": {"resourceVersion": str(ev.rv), "annotations": {INITIAL_EVENTS_END: "true"}}}}
+                    continue
                 now, before = visible(ev.obj), visible(ev.prev)
                 if ev.type == "MODIFIED":
                     kind = "MODIFIED" if now and before else "ADDED" if now else "DELETED" if before else ""
@@ -671,6 +693,7 @@ class Store:
         obj["metadata"]["resourceVersion"] = str(self._rv)
         key = _key(info, obj["metadata"].get("namespace"), obj["metadata"]["name"])
         entry = (info.plural, key)
+        before = self._objs[info.plural].get(key)
         for owner in _owner_uids(prev if prev is not None else self._objs[info.plural].get(key)):
             held = self._dependents.get(owner)
             if held is not None:
@@ -689,7 +712,7 @@ class Store:
             self._objs[info.plural][key] = obj
             self._uids[obj["metadata"]["uid"]] = (info.plural, key)
         # Stored objects are never mutated after commit (writers work on copies), so events share them.
-        ev = _Event(self._rv, info.plural, kind, obj, prev)
+        ev = _Event(self._rv, info.plural, kind, obj, prev, before)
         self._history.append(ev)
         while len(self._history) > self._history_size:
             self._compacted = self._history.popleft().rv
