@@ -246,3 +246,64 @@ def test_render_table_aligns_columns_and_explains_missing_figures(peer: ModuleTy
     assert len({len(row) for row in table}) == 1  # every row as wide as the header: columns line up
     assert set(lines[1]) == {"-", " "}
     assert lines[-1] == f"peer gpu.example.com: {theirs.slices_note}"
+
+
+# ------------------------------------------------------------------------------------------ the harness itself
+def test_harness_imports_of_the_project_resolve(peer: ModuleType) -> None:
+    """peer.py imports snn_dra lazily (its pure parts load without it); a moved name must fail here, not mid-run."""
+    import ast
+
+    tree = ast.parse(PEER_PY.read_text())
+    imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("snn_dra")]
+    assert len(imports) >= 5
+    for node in imports:
+        module = importlib.import_module(str(node.module))
+        for alias in node.names:
+            assert hasattr(module, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}"), (
+                f"peer.py imports {alias.name} from {node.module}, which has no such name"
+            )
+
+
+def test_a_peer_binary_that_is_not_executable_is_refused_before_anything_starts(
+    peer: ModuleType, tmp_path: Path
+) -> None:
+    script = tmp_path / "plugin"
+    script.write_text("#!/bin/sh\n")
+    with pytest.raises(SystemExit, match=r"--peer-bin .*plugin: not an executable file \(build it as"):
+        peer.main(["--peer-bin", str(script)])
+    with pytest.raises(SystemExit, match=r"--peer-env 'JUSTANAME': expected NAME=VALUE"):
+        script.chmod(0o755)
+        peer.main(["--peer-bin", str(script), "--peer-env", "JUSTANAME"])
+
+
+@pytest.mark.slow
+def test_snn_dra_beside_itself_gives_every_figure_and_ratios_near_one(repo_root: Path) -> None:
+    """The whole harness with snn-dra as its own peer (no Go needed): both register, publish and prepare."""
+    import subprocess
+
+    snn_dra = Path(sys.executable).parent / "snn-dra"
+    node_config = repo_root / "deploy" / "node-configs" / "akida-pcie.yaml"
+    peer_args = (
+        f"kubelet-plugin --node-name={{node}} --node-config={node_config} --kubeconfig={{kubeconfig}} "
+        "--plugin-dir={plugins_dir}/snn.dra.dev --registry-dir={registry_dir} --cdi-dir={cdi_dir}"
+    )
+    args = ["--claims", "6", "--warmup", "1", "--empty-calls", "4", "--publish-timeout", "60"]
+    cmd = [sys.executable, str(PEER_PY), "--peer-bin", str(snn_dra), "--peer-args", peer_args, *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    m = re.fullmatch(
+        r"peer-bench: prepare_p50_ratio=(\S+) prepare_p99_ratio=(\S+) unprepare_p50_ratio=(\S+) rss_ratio=(\S+) "
+        r"start_s=(\S+) peer_start_s=(\S+)",
+        lines[-1],
+    )
+    assert m, lines[-1]
+    ratios = [float(x) for x in m.groups()[:4]]
+    assert all(r > 0 for r in ratios)
+    assert 0.5 < ratios[3] < 2.0  # the same program on the same node config: RSS alike
+    assert float(m.group(5)) > 0 and float(m.group(6)) > 0
+    table = "\n".join(lines)
+    assert "peer snn.dra.dev" in table
+    published = next(row for row in lines if row.startswith("process start to own slices published"))
+    assert "n/a" not in published  # both pools were read from the API server, so both publish times exist
+    assert "6 one-device claims per driver" in table
