@@ -140,7 +140,7 @@ def test_syntax_error_has_position() -> None:
     with pytest.raises(CelCompileError) as info:
         compile_selector('device.attributes["snn.dra.dev"].cores == ')
     assert info.value.reason == "invalid"
-    assert info.value.message.startswith("1:43:")
+    assert info.value.message.startswith("ERROR: <input>:1:43: Syntax error")
     assert "Syntax error" in info.value.message
 
 

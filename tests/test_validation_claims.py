@@ -185,7 +185,7 @@ BAD_SPECS: list[tuple[str, Mutation, str, CauseType, str]] = [
         _exact(selectors=_sel("device.driver ==")),
         f"{REQ0}.exactly.selectors[1].cel.expression",
         CauseType.INVALID,
-        "compilation failed: 1:",
+        "compilation failed: ERROR: <input>:1:",
     ),
     (
         "selector type",

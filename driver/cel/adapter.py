@@ -189,7 +189,47 @@ def _declarations() -> list[Any]:
 
 
 _ENV: Any = None
+_CHECK_ENV: Any = None
 _ENV_LOCK = threading.Lock()
+
+
+def _extensions() -> list[Any]:
+    # Strings v2 as the Kubernetes base environment enables it (1.29). No ext math (math.greatest...) or
+    # encoders (base64...): the Kubernetes base environment lacks them, so a selector using them must fail here
+    # as it fails in the API server.
+    return [ext_strings.ExtStrings(version=2), ext_optional.ExtOptional(), ext_bindings.ExtBindings()]
+
+
+def _check_variables() -> dict[str, Any]:
+    """The ``device`` type as upstream declares it, spelled as qualified variables.
+
+    The engine cannot declare an object type with map fields, but CEL resolves ``device.attributes`` to a
+    variable of that exact qualified name before it tries field selection on ``device``. Declaring the four
+    fields this way gives the checker upstream's types: ``attributes`` is ``map(string, map(string, dyn))``
+    (a domain or attribute name of another type has no ``_[_]`` overload), ``capacity`` holds
+    ``kubernetes.Quantity`` values (comparing one with an int has no ``_<_`` overload), ``driver`` is a string.
+    """
+    s = cel.Type.STRING
+    return {
+        "device": cel.Type.Map(s, cel.Type.DYN),
+        "device.driver": s,
+        "device.attributes": cel.Type.Map(s, cel.Type.Map(s, cel.Type.DYN)),
+        "device.capacity": cel.Type.Map(s, cel.Type.Map(s, cel.Type(QUANTITY_TYPE))),
+        "device.allowMultipleAllocations": cel.Type.BOOL,
+    }
+
+
+def _check_env() -> Any:
+    """The environment used only to type-check (never to evaluate): ``device`` typed field by field."""
+    global _CHECK_ENV
+    if _CHECK_ENV is not None:
+        return _CHECK_ENV
+    with _ENV_LOCK:
+        if _CHECK_ENV is None:
+            _CHECK_ENV = cel.NewEnv(
+                _POOL, variables=_check_variables(), functions=_declarations(), extensions=_extensions()
+            )
+    return _CHECK_ENV
 
 
 def _env() -> Any:
@@ -203,13 +243,7 @@ def _env() -> Any:
             _POOL,
             variables={"device": cel.Type.Map(cel.Type.STRING, cel.Type.DYN)},
             functions=_declarations(),
-            extensions=[
-                ext_strings.ExtStrings(),
-                ext_optional.ExtOptional(),
-                ext_bindings.ExtBindings(),
-                # No ext math (math.greatest...) or encoders (base64...): the Kubernetes base environment lacks
-                # them, so a selector using them must fail here as it fails in the API server.
-            ],
+            extensions=_extensions(),
         )
     return _ENV
 
@@ -219,7 +253,6 @@ def _env() -> Any:
 _STATUS_PREFIX = re.compile(r"^[A-Z_]+: ")
 _STATUS_SUFFIX = re.compile(r"\s*\[[A-Z_]+\]\s*$")
 _NO_KEY = re.compile(r'Key not found in map\s*:\s*"?([^"]*)"?')
-_COMPILE_LOCATION = re.compile(r"ERROR: <input>:(\d+):(\d+): ")
 
 
 def _clean(message: str) -> str:
@@ -242,9 +275,35 @@ def runtime_message(raw: str) -> str:
 
 
 def compile_message(raw: str) -> str:
-    """'ERROR: <input>:1:5: msg' blocks -> '1:5: msg' plus the caret snippet, several errors joined by newlines."""
-    text = _clean(raw)
-    return _COMPILE_LOCATION.sub(lambda m: f"{m.group(1)}:{m.group(2)}: ", text).strip()
+    """The checker's issues as cel-go prints them (``ERROR: <input>:1:5: msg`` + `` | `` snippet and caret lines).
+
+    cel-cpp already uses cel-go's layout; only the gRPC status prefix and suffix are dropped, so the API error
+    reads as the API server's ``compilation failed: ERROR: <input>:...``.
+    """
+    return _clean(raw)
+
+
+_TYPE_WORD = re.compile(r"\b[A-Z][A-Z_]*\b")
+
+
+def type_name(engine_name: str) -> str:
+    """An engine type name as cel-go spells it: ``MAP<STRING, DYN>`` -> ``map(string, dyn)``."""
+    if "." in engine_name and "<" not in engine_name:
+        return engine_name  # a message type such as kubernetes.Quantity
+    text = engine_name.replace("<", "(").replace(">", ")")
+    return _TYPE_WORD.sub(lambda m: m.group(0).lower(), text)
+
+
+def type_check(text: str) -> str:
+    """Check ``text`` against upstream's typed ``device``; the result type in cel-go's spelling.
+
+    Raises CelCompileError with the checker's issues (no matching overload, undeclared reference, ...).
+    """
+    try:
+        expr = _check_env().compile(text)
+    except RuntimeError as e:
+        raise CelCompileError(compile_message(str(e)), text) from e
+    return type_name(expr.return_type().name())
 
 
 # ---- programs ---------------------------------------------------------------------------------------------
@@ -258,7 +317,7 @@ class Program:
     def __init__(self, text: str, expr: Any) -> None:
         self.text = text
         self._expr = expr
-        self.result_type: str = expr.return_type().name().lower()
+        self.result_type: str = expr.return_type().name()
         self.checked_ast: bytes = expr.serialize()
 
     def evaluate(self, variables: dict[str, Any] | None = None, activation: Any = None) -> Any:

@@ -72,6 +72,9 @@ class Analysis:
     cost: int = 0
     domains: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
+    # ``has(device.<field>)``: the typed checker resolves it as the qualified variable (a known engine quirk),
+    # so such selectors are type-checked with ``device`` as a dynamic map only.
+    tests_device_field: bool = False
 
 
 def analyze(checked: Any, text: str) -> Analysis:
@@ -91,7 +94,7 @@ class _Walker:
 
     def problem(self, expr: Any, message: str) -> None:
         pos = position(self.text, self.checked, expr.id)
-        where = f"{pos[0]}:{pos[1]}: " if pos else ""
+        where = f"ERROR: <input>:{pos[0]}:{pos[1]}: " if pos else ""
         self.result.problems.append(where + message)
 
     def walk(self, expr: Any, scope: dict[str, Shape]) -> tuple[float, Shape]:
@@ -139,6 +142,8 @@ class _Walker:
         cost, operand = self.walk(sel.operand, scope)
         cost += 1
         if sel.test_only:
+            if operand.kind == "device":
+                self.result.tests_device_field = True
             if operand.kind == "device" and sel.field not in DEVICE_FIELDS:
                 self.problem(expr, _unknown_device_field(sel.field))
             return cost, Shape()

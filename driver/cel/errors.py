@@ -15,8 +15,9 @@ class CelError(Exception):
 class CelCompileError(CelError):
     """The selector is invalid: syntax, types, result not bool, too long or estimated too costly.
 
-    ``reason`` is one of ``"required"``, ``"too_long"``, ``"too_costly"`` or ``"invalid"`` so API validation can
-    report the matching field error type (Required / TooLong / Forbidden / Invalid) as the API server does.
+    ``reason`` is one of ``"required"``, ``"too_long"``, ``"too_costly"``, ``"result_type"`` (checked, but not a
+    bool) or ``"invalid"`` (the checker's issues) so API validation can report the matching field error type
+    (Required / TooLong / Forbidden / Invalid) and wording as the API server does.
     """
 
     def __init__(self, message: str, expression: str = "", *, reason: str = "invalid", cost: int | None = None) -> None:

@@ -207,16 +207,25 @@ def _compile(expression: str) -> Selector:
             expression,
             reason="too_long",
         )
-    program = adapter.compile_program(expression)
-    if program.result_type not in ("bool", "dyn"):
-        raise CelCompileError(
-            f"selector must evaluate to bool, but its type is {program.result_type}; "
-            'compare the value, e.g. device.attributes["snn.dra.dev"].cores >= 4',
-            expression,
-        )
+    try:
+        program = adapter.compile_program(expression)
+    except CelCompileError:
+        # The typed checker words type errors as upstream does ('(kubernetes.Quantity, int)', not '(dyn, int)').
+        adapter.type_check(expression)
+        raise
     analysis = analyze(decode_checked(program.checked_ast), expression)
     if analysis.problems:
-        raise CelCompileError("; ".join(analysis.problems), expression)
+        raise CelCompileError("\n".join(analysis.problems), expression)
+    result_type = adapter.type_name(program.result_type)
+    if not analysis.tests_device_field:
+        result_type = adapter.type_check(expression)
+    if result_type not in ("bool", "dyn"):
+        raise CelCompileError(
+            f"must evaluate to bool or the unknown type, not {result_type}; "
+            'compare the value, e.g. device.attributes["snn.dra.dev"].cores >= 4',
+            expression,
+            reason="result_type",
+        )
     if analysis.cost > MAX_COST:
         raise CelCompileError(
             f"estimated cost {analysis.cost} exceeds the limit of {MAX_COST}; "

@@ -79,6 +79,8 @@ def validate_cel_expression(expression: Any, path: str, stored: set[str]) -> lis
             return [forbidden(path, f"too complex, exceeds cost limit: {e.message}")]
         if e.reason == "required":
             return [required(path, e.message)]
+        if e.reason == "result_type":
+            return [invalid(path, expression, e.message)]
         return [invalid(path, expression, f"compilation failed: {e.message}")]
     return []
 
