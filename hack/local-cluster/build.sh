@@ -5,7 +5,7 @@
 # so a warm rebuild takes about a minute; a cold one downloads about 400 MB and takes about 15 minutes on 2 cores.
 #
 # Environment:
-#   K8S_VERSION        Kubernetes version (default v1.36.3; v1.34.3 is the second pinned version)
+#   K8S_VERSION        Kubernetes version (default v1.36.3; v1.37.2 also verified)
 #   SNN_DRA_CACHE      cache root (default ~/.cache/snn-dra); binaries go to $SNN_DRA_CACHE/local-cluster/bin/<ver>
 #   BUILD_TIMEOUT      seconds allowed for each go step (default 2400)
 # Prints the binary directory on the last line.
