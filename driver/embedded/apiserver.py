@@ -322,13 +322,22 @@ class ApiServerApp:
     # -- verbs ---------------------------------------------------------------------------------------------------
 
     def _list(self, request: web.Request, info: ResourceInfo, namespace: str | None) -> web.Response:
-        listoptions.parse(request.query, watch=False)
-        items, rv = self.store.list_with_version(info.plural, namespace, request.query.get("labelSelector", ""),
-                                                 request.query.get("fieldSelector", ""))
+        opts = listoptions.parse(request.query, watch=False)
+        page = self.store.list_page(info.plural, namespace, request.query.get("labelSelector", ""),
+                                    request.query.get("fieldSelector", ""), limit=opts.limit,
+                                    continue_token=opts.continue_token, resource_version=opts.resource_version,
+                                    resource_version_match=opts.resource_version_match)
+        meta: dict[str, Any] = {"resourceVersion": page.resource_version}
+        if page.continue_token:
+            meta["continue"] = page.continue_token
+        if page.remaining is not None:
+            meta["remainingItemCount"] = page.remaining
         if _wants_table(request):
-            return _json(tables.table(info.plural, items, rv, request.query.get("includeObject", "Metadata")))
-        return _json({"kind": info.list_kind, "apiVersion": info.api_version,
-                      "metadata": {"resourceVersion": rv}, "items": items})
+            table = tables.table(info.plural, page.items, page.resource_version,
+                                 request.query.get("includeObject", "Metadata"))
+            table["metadata"] = meta
+            return _json(table)
+        return _json({"kind": info.list_kind, "apiVersion": info.api_version, "metadata": meta, "items": page.items})
 
     def _create(self, request: web.Request, info: ResourceInfo, namespace: str | None, raw: bytes) -> web.Response:
         body = self._body(request, raw)

@@ -132,6 +132,13 @@ class Gone(ApiError):  # noqa: N818 - names fixed by the cross-part contract
 
     code = 410
     reason = "Expired"
+    list_continue = ""  # for an expired continue token: a token that continues on the current state
+
+    def status(self) -> dict[str, Any]:
+        out = super().status()
+        if self.list_continue:
+            out["metadata"] = {"continue": self.list_continue}
+        return out
 
     @classmethod
     def too_old(cls, requested: int, oldest: int) -> Gone:

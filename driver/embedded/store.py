@@ -15,6 +15,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from snn_dra.driver.embedded import patches
+from snn_dra.driver.embedded import paging, patches
 from snn_dra.driver.embedded.canonical import canonicalize_quantities
 from snn_dra.driver.embedded.errors import (
     AlreadyExists,
@@ -222,6 +223,78 @@ class Store:
             out = [copy.deepcopy(o) for (ns, _), o in sorted(self._objs[resource].items())
                    if (not namespace or not info.namespaced or ns == namespace) and lsel(o) and fsel(o)]
             return out, str(self._rv)
+
+    def list_page(self, resource: str, namespace: str | None = None, label_selector: str = "",
+                  field_selector: str = "", *, limit: int = 0, continue_token: str = "", resource_version: str = "",
+                  resource_version_match: str = "") -> paging.Page:
+        """One page of a list (all of it without ``limit``), consistent across pages (see ``paging``).
+
+        ``resource_version`` with ``Exact`` (or, with a ``limit``, a non-zero version without a match: upstream's
+        legacy rule) reads the objects as they were at that version; otherwise the newest state is read, after
+        waiting (``future_rv_wait``) for a version the store has not reached yet.
+        """
+        info = self.info(resource)
+        lsel = parse_label_selector(label_selector)
+        fsel = parse_field_selector(field_selector, info, self.profile.version)
+        after: tuple[str, str] | None = None
+        at: int | None = None
+        if continue_token:
+            token = paging.decode(continue_token, info.namespaced)
+            after = token.after
+            at = None if token.resource_version == paging.INCONSISTENT else token.resource_version
+        elif resource_version not in ("", "0"):
+            try:
+                wanted = int(resource_version)
+            except ValueError:
+                raise BadRequest(f"invalid resourceVersion {resource_version!r}: must be an integer") from None
+            if resource_version_match == "Exact" or (limit > 0 and not resource_version_match):
+                at = wanted
+            self._wait_until(wanted)
+
+        def matches(o: Obj) -> bool:
+            ns_ok = not namespace or not info.namespaced or o["metadata"].get("namespace") == namespace
+            return ns_ok and lsel(o) and fsel(o)
+
+        with self._lock:
+            if at is None:
+                entries = sorted(self._objs[resource].items())
+                version = self._rv
+            else:
+                if at < self._compacted:
+                    if continue_token and after is not None:
+                        raise paging.expired(after)
+                    raise Gone.too_old(at, self._compacted + 1)
+                if at > self._rv:
+                    raise Timeout.too_large_resource_version(at, self._rv)
+                entries = sorted(self._state_at(info, at).items())
+                version = at
+            page = paging.cut(entries, matches, limit, after, version, bool(label_selector or field_selector))
+            page.items = [copy.deepcopy(o) for o in page.items]
+            return page
+
+    def _state_at(self, info: ResourceInfo, version: int) -> dict[tuple[str, str], Obj]:
+        """The objects of one resource as they were at ``version`` (within the history; under the lock)."""
+        state = dict(self._objs[info.plural])
+        for ev in reversed(self._history):
+            if ev.rv <= version:
+                break
+            if ev.resource != info.plural:
+                continue
+            meta = ev.obj["metadata"]
+            key = _key(info, meta.get("namespace"), meta["name"])
+            if ev.before is None:
+                state.pop(key, None)
+            else:
+                state[key] = ev.before
+        return state
+
+    def _wait_until(self, version: int) -> None:
+        """Block (a worker thread) until the store reached ``version``; 504 after ``future_rv_wait``."""
+        deadline = time.monotonic() + self.future_rv_wait
+        while version > self._rv:
+            if time.monotonic() >= deadline:
+                raise Timeout.too_large_resource_version(version, self._rv)
+            time.sleep(0.02)
 
     # -- writes ------------------------------------------------------------------------------------------------
 
