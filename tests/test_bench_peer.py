@@ -307,3 +307,10 @@ def test_snn_dra_beside_itself_gives_every_figure_and_ratios_near_one(repo_root:
     published = next(row for row in lines if row.startswith("process start to own slices published"))
     assert "n/a" not in published  # both pools were read from the API server, so both publish times exist
     assert "6 one-device claims per driver" in table
+
+
+def test_loadavg_reads_the_one_minute_figure(peer: ModuleType) -> None:
+    assert peer.loadavg("2.57 1.90 1.20 3/812 42\n") == 2.57
+    assert peer.loadavg(Path("/proc/loadavg").read_text()) == pytest.approx(os.getloadavg()[0], abs=0.5)
+    with pytest.raises(ValueError, match="not a /proc/loadavg line"):
+        peer.loadavg("")

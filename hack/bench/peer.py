@@ -105,6 +105,14 @@ def rss_kib(status: str) -> int:
     raise ValueError("no VmRSS row in /proc/<pid>/status (the process may have exited)")
 
 
+def loadavg(text: str) -> float:
+    """The 1-minute load average from ``/proc/loadavg``: printed so a reader can judge how noisy the run was."""
+    try:
+        return float(text.split()[0])
+    except (IndexError, ValueError):
+        raise ValueError(f"not a /proc/loadavg line: {text[:80]!r}") from None
+
+
 def expand_args(template: str, values: Mapping[str, str]) -> list[str]:
     """Split a shell-quoted flag template and fill ``{placeholder}`` fields; unknown ones fail clearly."""
     out = []
@@ -588,6 +596,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 p.client.prepare([])
                 p.figures.empty_ms.append((time.perf_counter() - t) * 1000)
         progress(f"measuring: {args.claims} rounds (prepare + unprepare on both plugins, interleaved)")
+        load_before = loadavg(Path("/proc/loadavg").read_text())
         ticks0 = {p.node: p.ticks() for p in pair}
         run_rounds(pair, args.warmup, args.warmup + args.claims, record=True)
         hz = os.sysconf("SC_CLK_TCK")
@@ -597,7 +606,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         print(
             f"{args.claims} one-device claims per driver after {args.warmup} warm-up rounds, interleaved call by "
-            f"call; empty call: median of {args.empty_calls}; CPU: plugin utime+stime over the measured rounds"
+            f"call; empty call: median of {args.empty_calls}; CPU: plugin utime+stime over the measured rounds; "
+            f"machine load (1 min) {load_before:.2f} before, {loadavg(Path('/proc/loadavg').read_text()):.2f} after "
+            f"on {os.cpu_count()} CPUs"
         )
         print(render_table(snn.figures, peer.figures))
         print(summary_line(snn.figures, peer.figures))
