@@ -16,10 +16,9 @@ process from ``/proc/<pid>/stat`` over the measured rounds), RSS after warm-up, 
 socket that answers GetInfo, process start to its own pool complete in the API server, and an empty
 NodePrepareResources call (the gRPC floor).
 
-Run (hack/bench/README.md says how to build the example driver, and why these workarounds):
-``.venv/bin/python hack/bench/peer.py --peer-bin /tmp/snn-peer/dra-example-kubeletplugin
---peer-env KUBE_FEATURE_WatchListClient=false --peer-devices gpu-0,gpu-1,gpu-2,gpu-3,gpu-4,gpu-5,gpu-6,gpu-7``.
-Last line:
+Run (hack/bench/README.md says how to build the example driver, and which ``--peer-env``/``--peer-devices``
+workarounds an embedded server without watch-list or protobuf bodies needs):
+``.venv/bin/python hack/bench/peer.py --peer-bin /tmp/snn-peer/dra-example-kubeletplugin``. Last line:
 ``peer-bench: prepare_p50_ratio=<r> prepare_p99_ratio=<r> unprepare_p50_ratio=<r> rss_ratio=<r> start_s=<s>
 peer_start_s=<s>`` (ratios are snn-dra / peer).
 """
