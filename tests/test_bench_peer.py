@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -289,9 +290,16 @@ def test_snn_dra_beside_itself_gives_every_figure_and_ratios_near_one(repo_root:
     )
     args = ["--claims", "6", "--warmup", "1", "--empty-calls", "4", "--publish-timeout", "60"]
     cmd = [sys.executable, str(PEER_PY), "--peer-bin", str(snn_dra), "--peer-args", peer_args, *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
+    # Own process group: if the harness hangs, its plugin processes go down with it.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    lines = out.strip().splitlines()
     m = re.fullmatch(
         r"peer-bench: prepare_p50_ratio=(\S+) prepare_p99_ratio=(\S+) unprepare_p50_ratio=(\S+) rss_ratio=(\S+) "
         r"start_s=(\S+) peer_start_s=(\S+)",
