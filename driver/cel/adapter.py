@@ -34,6 +34,7 @@ from cel_expr_python import cel
 from cel_expr_python.ext import ext_bindings, ext_optional, ext_strings
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from snn_dra.driver.cel import lists, regex
 from snn_dra.driver.cel import quantity as q
 from snn_dra.driver.cel import semver as sv
 from snn_dra.driver.cel.errors import CelCompileError, CelRuntimeError
@@ -193,11 +194,55 @@ _CHECK_ENV: Any = None
 _ENV_LOCK = threading.Lock()
 
 
+def _library_declarations() -> list[Any]:
+    """The Kubernetes ``lists`` and ``regex`` libraries and ``ext.Sets``, as Python callbacks.
+
+    Lists are declared ``list(dyn)`` (the engine has no type parameters here), so an element type upstream's
+    checker would reject (``[semver("1.0.0")].sum()``) fails at evaluation instead. They come in an extension
+    placed after the strings extension: that is how the engine merges the list ``indexOf``/``lastIndexOf``
+    overloads into the strings ones (declared as plain functions they clash with ``ALREADY_EXISTS``).
+    """
+    lt, s, b, i, d = cel.Type.List(cel.Type.DYN), cel.Type.STRING, cel.Type.BOOL, cel.Type.INT, cel.Type.DYN
+    ls = cel.Type.List(s)
+
+    def member(oid: str, ret: Any, params: list[Any], impl: Callable[..., Any]) -> Any:
+        return cel.Overload(oid, ret, params, is_member=True, impl=impl)
+
+    def glob(oid: str, ret: Any, params: list[Any], impl: Callable[..., Any]) -> Any:
+        return cel.Overload(oid, ret, params, impl=impl)
+
+    decl = cel.FunctionDecl
+    return [
+        decl("isSorted", [member("list_is_sorted", b, [lt], lists.is_sorted)]),
+        decl("sum", [member("list_sum", d, [lt], lists.sum_of)]),
+        decl("min", [member("list_min", d, [lt], lists.min_of)]),
+        decl("max", [member("list_max", d, [lt], lists.max_of)]),
+        decl("indexOf", [member("list_index_of", i, [lt, d], lists.index_of)]),
+        decl("lastIndexOf", [member("list_last_index_of", i, [lt, d], lists.last_index_of)]),
+        decl("sets.contains", [glob("list_sets_contains_list", b, [lt, lt], lists.sets_contains)]),
+        decl("sets.equivalent", [glob("list_sets_equivalent_list", b, [lt, lt], lists.sets_equivalent)]),
+        decl("sets.intersects", [glob("list_sets_intersects_list", b, [lt, lt], lists.sets_intersects)]),
+        decl("find", [member("string_find_string", s, [s, s], regex.find)]),
+        decl(
+            "findAll",
+            [
+                member("string_find_all_string", ls, [s, s], regex.find_all),
+                member("string_find_all_string_int", ls, [s, s, i], regex.find_all),
+            ],
+        ),
+    ]
+
+
 def _extensions() -> list[Any]:
     # Strings v2 as the Kubernetes base environment enables it (1.29). No ext math (math.greatest...) or
     # encoders (base64...): the Kubernetes base environment lacks them, so a selector using them must fail here
     # as it fails in the API server.
-    return [ext_strings.ExtStrings(version=2), ext_optional.ExtOptional(), ext_bindings.ExtBindings()]
+    return [
+        ext_strings.ExtStrings(version=2),
+        ext_optional.ExtOptional(),
+        ext_bindings.ExtBindings(),
+        cel.CelExtension("kubernetes.libraries", _library_declarations()),
+    ]
 
 
 def _check_variables() -> dict[str, Any]:

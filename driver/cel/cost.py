@@ -206,6 +206,10 @@ class _Walker:
         if fn in _STRING_SCAN:
             out = Shape(subject.size, elem=Shape(subject.size)) if fn == "split" else Shape(max(subject.size, 1))
             return cost + 1 + math.ceil(0.1 * subject.size) + sum(math.ceil(0.1 * s.size) for s in args), out
+        if fn in ("sets.contains", "sets.equivalent", "sets.intersects") and len(args) == 2:
+            return cost + 1 + args[0].size * args[1].size, Shape()
+        if fn in ("indexOf", "lastIndexOf") and subject.elem is not None:
+            return cost + 1 + subject.size, Shape()  # a list: one comparison per element
         if fn in _LIST_SCAN:
             container = args[-1] if fn == "@in" and args else subject
             return cost + 1 + container.size, container.elem or Shape()

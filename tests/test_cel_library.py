@@ -1,0 +1,156 @@
+"""The Kubernetes CEL libraries DRA selectors may use, by table: expression -> result, or the runtime error.
+
+Expected values follow the documented upstream semantics (Kubernetes ``lists``/``regex`` libraries, cel-go
+``ext.Sets`` and ``ext.Strings`` v2): each row is a selector, so it is compiled, type-checked and cost-estimated
+exactly as an admitted selector is, then evaluated on a device.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from snn_dra.driver.cel import CelCompileError, CelRuntimeError, compile_selector, device_view
+
+D = "snn.dra.dev"
+DEVICE = device_view(
+    D,
+    {
+        "name": "core-0",
+        "attributes": {
+            "type": {"string": "core"},
+            "cores": {"int": 8},
+            "meshX": {"ints": [3, 1, 2]},
+            "labels": {"strings": ["fast", "loihi2", "pcie"]},
+            "url": {"string": "https://snn.example.com:8443/fw/v2?chip=1"},
+        },
+        "capacity": {"memory": {"value": "2Gi"}},
+    },
+)
+
+LISTS = [
+    ("[1, 2, 2, 3].isSorted()", True),
+    ("[3, 1].isSorted()", False),
+    ("[].isSorted()", True),
+    ('["a", "b"].isSorted()', True),
+    ("[1.0, 0.5].isSorted()", False),
+    ("[1, 2, 3].sum() == 6", True),
+    ("[1.5, 2.5].sum() == 4.0", True),
+    ("[].sum() == 0", True),
+    ("[3, 1, 2].min() == 1", True),
+    ("[3, 1, 2].max() == 3", True),
+    ('["b", "a"].min() == "a"', True),
+    ("[1, 2, 1].indexOf(1) == 0", True),
+    ("[1, 2, 1].lastIndexOf(1) == 2", True),
+    ("[1, 2].indexOf(5) == -1", True),
+    ("[1, 2].lastIndexOf(5) == -1", True),
+    ("[1, 2].indexOf(2.0) == 1", True),  # heterogeneous numeric equality
+    ("[true, 1].indexOf(1) == 1", True),  # true is not 1
+    ('"banana".indexOf("an") == 1', True),  # the strings overloads stay
+    ('"banana".lastIndexOf("an") == 3', True),
+    ('device.attributes["snn.dra.dev"].meshX.max() == 3', True),
+    ('device.attributes["snn.dra.dev"].meshX.sum() == 6', True),
+    ('device.attributes["snn.dra.dev"].meshX.isSorted()', False),
+    ('device.attributes["snn.dra.dev"].labels.indexOf("loihi2") == 1', True),
+]
+
+SETS = [
+    ("sets.contains([1, 2, 3], [3, 1])", True),
+    ("sets.contains([1, 2], [3])", False),
+    ("sets.contains([1], [])", True),
+    ("sets.contains([], [1])", False),
+    ("sets.contains([1], [1.0])", True),
+    ("sets.contains([1], [true])", False),
+    ("sets.equivalent([1, 1, 2], [2, 1])", True),
+    ("sets.equivalent([1, 2], [1, 2, 3])", False),
+    ("sets.equivalent([], [])", True),
+    ("sets.intersects([1, 2], [2, 3])", True),
+    ("sets.intersects([1], [2])", False),
+    ("sets.intersects([], [1])", False),
+    ('sets.contains(device.attributes["snn.dra.dev"].labels, ["pcie", "fast"])', True),
+    ('sets.intersects(device.attributes["snn.dra.dev"].labels, ["gpu"])', False),
+]
+
+REGEX = [
+    ('"abc 123".find("[0-9]+") == "123"', True),
+    ('"abc".find("[0-9]+") == ""', True),
+    ('"a1b2c3".findAll("[0-9]") == ["1", "2", "3"]', True),
+    ('"a1b2c3".findAll("[0-9]", 2) == ["1", "2"]', True),
+    ('"a1b2c3".findAll("[0-9]", 0) == []', True),
+    ('"a1b2c3".findAll("[0-9]", -1).size() == 3', True),
+    ('"baaab".findAll("a*") == ["", "aaa", ""]', True),  # Go drops an empty match abutting the previous one
+    ('"abc".findAll("x") == []', True),
+    ('device.attributes["snn.dra.dev"].url.find("[0-9]+") == "8443"', True),
+    ('"abc".matches("^a.c$")', True),  # standard CEL, RE2 too
+]
+
+STRINGS = [
+    ('"%d cores, %s".format([8, "loihi2"]) == "8 cores, loihi2"', True),
+    ('"%.2f".format([1.5]) == "1.50"', True),
+    ('"a,b,c".split(",").size() == 3', True),
+    ('"Loihi".lowerAscii() == "loihi"', True),
+    ('"  x ".trim() == "x"', True),
+    ('["a", "b"].join("-") == "a-b"', True),
+    ('"abc".charAt(1) == "b"', True),
+    ('"abc".substring(1) == "bc"', True),
+    ('strings.quote("a\\"b") == "\\"a\\\\\\"b\\""', True),
+    ('"aXbX".replace("X", "-") == "a-b-"', True),
+]
+
+
+@pytest.mark.parametrize(("expression", "expected"), LISTS + SETS + REGEX + STRINGS)
+def test_library_table(expression: str, expected: bool) -> None:
+    assert compile_selector(expression).evaluate(DEVICE) is expected
+
+
+RUNTIME_ERRORS = [
+    ("[].min() == 0", "min called on empty list"),
+    ("[].max() == 0", "max called on empty list"),
+    ('["a", 1].isSorted()', "no such overload"),
+    ("[9223372036854775807, 1].sum() > 0", "integer overflow"),
+    ('"x".find("(?=x)") == ""', "error parsing regexp: invalid perl operator"),  # RE2: no look-ahead
+    ('"aa".findAll("(a)\\\\1").size() == 1', "error parsing regexp: invalid escape sequence"),  # no back-references
+]
+
+
+@pytest.mark.parametrize(("expression", "fragment"), RUNTIME_ERRORS)
+def test_library_runtime_errors(expression: str, fragment: str) -> None:
+    sel = compile_selector(expression)
+    with pytest.raises(CelRuntimeError, match=fragment.replace("(", r"\(").replace("?", r"\?")):
+        sel.evaluate(DEVICE)
+
+
+NOT_IN_THE_ENVIRONMENT = [
+    '"abc".reverse() == "cba"',  # ext.Strings v3, upstream enables v2
+    "math.greatest([1, 2]) == 2",  # ext.Math is not in the Kubernetes base environment
+    'base64.encode(b"a") == "YQ=="',  # nor ext.Encoders
+]
+
+
+@pytest.mark.parametrize("expression", NOT_IN_THE_ENVIRONMENT)
+def test_functions_outside_the_kubernetes_environment_are_rejected(expression: str) -> None:
+    with pytest.raises(CelCompileError, match="undeclared reference"):
+        compile_selector(expression)
+
+
+def test_set_and_list_costs_grow_with_the_sizes() -> None:
+    small = compile_selector("sets.contains([1], [1])").cost
+    attr = 'device.attributes["snn.dra.dev"]'
+    big = compile_selector(f"sets.contains({attr}.labels, {attr}.labels)").cost
+    assert big > small * 10
+    # nested set checks over every attribute of every domain are far over the 1,000,000 limit
+    with pytest.raises(CelCompileError) as info:
+        compile_selector(
+            "device.attributes.all(d, device.attributes[d].all(a, device.attributes.all(e, "
+            "device.attributes[e].all(b, sets.intersects(device.attributes[d][a], device.attributes[e][b])))))"
+        )
+    assert info.value.reason == "too_costly"
+
+
+def test_runtime_iteration_budget_still_enforced() -> None:
+    sel = compile_selector(
+        "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].all(a, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].all(b, "
+        "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].all(c, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].all(d, "
+        "[a, b, c, d].sum() > 0))))"
+    )
+    with pytest.raises(CelRuntimeError, match="cost budget"):
+        sel.evaluate(DEVICE)
