@@ -365,7 +365,9 @@ def wait_registered(p: Plugin, timeout: float) -> None:
             try:
                 p.client = KubeletClient(str(sock), p.kubelet_root)
             except grpc.RpcError:
-                continue
+                continue  # the file exists before the server answers on it
+            except ValueError as exc:  # RegistrationRejectedError: GetInfo answered something a kubelet refuses
+                raise SystemExit(f"{p.label}: a kubelet would refuse its registration via {sock}: {exc}") from None
             p.figures.start_to_socket_s = time.monotonic() - p.started
             return
         if time.monotonic() > deadline:
