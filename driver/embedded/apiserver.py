@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from snn_dra.driver.embedded import bodies, discovery, listoptions, memory, openapi, patches, tables
+from snn_dra.driver.embedded import bodies, discovery, listoptions, memory, openapi, patches, protobuf, tables
 from snn_dra.driver.embedded.errors import (
     ApiError,
     BadRequest,
@@ -104,7 +104,8 @@ class ApiServerApp:
         self._watches: set[asyncio.Task[Any]] = set()
         self._pool = ThreadPoolExecutor(max_workers=REQUEST_WORKERS, thread_name_prefix="apiserver-request")
         self._heap_dirty = False
-        self.app = web.Application(middlewares=[self._middleware], client_max_size=bodies.MAX_REQUEST_BODY_BYTES)
+        self.app = web.Application(middlewares=[self._protobuf_answers, self._middleware],
+                                   client_max_size=bodies.MAX_REQUEST_BODY_BYTES)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
     def close(self) -> None:
@@ -121,6 +122,14 @@ class ApiServerApp:
         for t in tasks:
             with contextlib.suppress(BaseException):
                 await t
+
+    @web.middleware
+    async def _protobuf_answers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """client-go's typed clients accept protobuf first: objects, lists and Status errors answer in it."""
+        resp = await handler(request)
+        if isinstance(resp, web.Response) and protobuf.wants_protobuf(request.headers.get("Accept", "")):
+            return await self._offload(protobuf.reencode, resp)  # type: ignore[no-any-return]
+        return resp
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -385,7 +394,7 @@ class ApiServerApp:
                 raw: bytes) -> web.Response:
         opts: Any = {}
         if raw.strip():
-            opts = bodies.decode(raw, "application/json", "DeleteOptions body")
+            opts = bodies.decode(raw, protobuf.body_media_type(request.content_type), "DeleteOptions body")
         if not isinstance(opts, dict) or not isinstance(opts.get("preconditions") or {}, dict):
             raise BadRequest("the DeleteOptions body must be an object (preconditions an object too)")
         pre = opts.get("preconditions") or {}
@@ -424,12 +433,14 @@ class ApiServerApp:
             raise BadRequest(f"invalid timeoutSeconds {q.get('timeoutSeconds')!r}") from None
         opts = listoptions.parse(q, watch=True)  # 422 for combinations upstream refuses, before the stream
         as_table = _wants_table(request)
+        as_proto = not as_table and protobuf.wants_protobuf(request.headers.get("Accept", ""))
         include = q.get("includeObject", "Metadata")
         await self.store.wait_for_resource_version(q.get("resourceVersion"))  # 504 if it never comes
         task = asyncio.current_task()
         assert task is not None
         self._watches.add(task)
-        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
+        resp = web.StreamResponse(status=200, headers={"Content-Type": protobuf.WATCH_MEDIA_TYPE if as_proto
+                                                       else "application/json",
                                                        "Cache-Control": "no-cache, private"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
@@ -441,9 +452,11 @@ class ApiServerApp:
         try:
             async with asyncio.timeout(timeout):
                 async for ev in events:
-                    await resp.write(await self._offload(_encode_event, ev, info, as_table, include))
+                    await resp.write(await self._offload(protobuf.watch_frame, ev["type"], ev["object"], info)
+                                     if as_proto else await self._offload(_encode_event, ev, info, as_table, include))
         except ApiError as e:
-            await resp.write(json.dumps({"type": "ERROR", "object": e.status()}).encode() + b"\n")
+            await resp.write(protobuf.watch_frame("ERROR", e.status(), info) if as_proto
+                             else json.dumps({"type": "ERROR", "object": e.status()}).encode() + b"\n")
         except TimeoutError:
             pass
         except ConnectionResetError:  # the client went away
