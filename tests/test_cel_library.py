@@ -97,7 +97,48 @@ STRINGS = [
 ]
 
 
-@pytest.mark.parametrize(("expression", "expected"), LISTS + SETS + REGEX + STRINGS)
+IP_CIDR = [
+    ('isIP("10.0.0.1")', True),
+    ('isIP("2001:db8::1")', True),
+    ('isIP("10.0.0.256")', False),
+    ('isIP("010.0.0.1")', False),  # Go netip: no leading zeros
+    ('isIP("::ffff:10.0.0.1")', False),  # IPv4-mapped IPv6 refused
+    ('isIP("fe80::1%eth0")', False),  # zones refused
+    ('ip("10.0.0.1").family() == 4', True),
+    ('ip("2001:db8::1").family() == 6', True),
+    ('string(ip("2001:DB8:0::1")) == "2001:db8::1"', True),
+    ('ip("2001:DB8::1") == ip("2001:db8::1")', True),
+    ('ip.isCanonical("2001:db8::1")', True),
+    ('ip.isCanonical("2001:DB8::1")', False),
+    ('ip("0.0.0.0").isUnspecified()', True),
+    ('ip("::").isUnspecified()', True),
+    ('ip("127.0.0.2").isLoopback()', True),
+    ('ip("::1").isLoopback()', True),
+    ('ip("224.0.0.1").isLinkLocalMulticast()', True),
+    ('ip("ff02::1").isLinkLocalMulticast()', True),
+    ('ip("ff05::1").isLinkLocalMulticast()', False),
+    ('ip("169.254.1.1").isLinkLocalUnicast()', True),
+    ('ip("fe80::1").isLinkLocalUnicast()', True),
+    ('ip("10.0.0.1").isGlobalUnicast()', True),  # Go: private ranges are global unicast
+    ('ip("255.255.255.255").isGlobalUnicast()', False),
+    ('ip("224.0.0.1").isGlobalUnicast()', False),
+    ('isCIDR("10.0.0.0/8")', True),
+    ('isCIDR("10.0.0.0/33")', False),
+    ('isCIDR("10.0.0.0")', False),
+    ('cidr("10.0.0.0/8").containsIP("10.1.2.3")', True),
+    ('cidr("10.0.0.0/8").containsIP(ip("11.0.0.1"))', False),
+    ('cidr("10.0.0.0/8").containsIP("::1")', False),
+    ('cidr("10.0.0.0/8").containsCIDR("10.1.0.0/16")', True),
+    ('cidr("10.0.0.0/8").containsCIDR(cidr("10.0.0.0/8"))', True),
+    ('cidr("10.0.0.0/16").containsCIDR(cidr("10.0.0.0/8"))', False),
+    ('cidr("192.168.1.5/24").prefixLength() == 24', True),
+    ('string(cidr("192.168.1.5/24").ip()) == "192.168.1.5"', True),  # ip() is not masked
+    ('cidr("192.168.1.5/24").masked() == cidr("192.168.1.0/24")', True),
+    ('cidr("2001:db8::/32").containsIP("2001:db8:1::1")', True),
+]
+
+
+@pytest.mark.parametrize(("expression", "expected"), LISTS + SETS + REGEX + STRINGS + IP_CIDR)
 def test_library_table(expression: str, expected: bool) -> None:
     assert compile_selector(expression).evaluate(DEVICE) is expected
 
@@ -109,6 +150,11 @@ RUNTIME_ERRORS = [
     ("[9223372036854775807, 1].sum() > 0", "integer overflow"),
     ('"x".find("(?=x)") == ""', "error parsing regexp: invalid perl operator"),  # RE2: no look-ahead
     ('"aa".findAll("(a)\\\\1").size() == 1', "error parsing regexp: invalid escape sequence"),  # no back-references
+    ('ip("10.0.0.256").family() == 4', "parse error"),
+    ('ip("::ffff:10.0.0.1").family() == 6', "IPv4-mapped IPv6 address is not allowed"),
+    ('ip("fe80::1%eth0").family() == 6', "IP address with zone value is not allowed"),
+    ('cidr("10.0.0.0/33").prefixLength() == 33', "parse error"),
+    ('ip.isCanonical("x")', "parse error"),
 ]
 
 

@@ -23,7 +23,7 @@ MAX_ENTRIES = 32
 MAX_STRING = 64
 MAX_DRIVER = 63
 DEVICE_FIELDS = ("driver", "attributes", "capacity", "allowMultipleAllocations")
-OPAQUE_TYPES = ("kubernetes.Quantity", "kubernetes.Semver")
+OPAQUE_TYPES = ("kubernetes.Quantity", "kubernetes.Semver", "net.IP", "net.CIDR", "net.URL")
 
 _STRING_SCAN = {
     "contains",
