@@ -2,7 +2,8 @@
 
 Expected values follow the documented upstream semantics (Kubernetes ``lists``/``regex`` libraries, cel-go
 ``ext.Sets`` and ``ext.Strings`` v2): each row is a selector, so it is compiled, type-checked and cost-estimated
-exactly as an admitted selector is, then evaluated on a device.
+exactly as an admitted selector is, then evaluated on a device. Runtime errors (bad input to ``ip()``, ``url()``,
+an empty ``min()``) are errors of the selector, never "no match".
 """
 
 from __future__ import annotations
@@ -138,7 +139,35 @@ IP_CIDR = [
 ]
 
 
-@pytest.mark.parametrize(("expression", "expected"), LISTS + SETS + REGEX + STRINGS + IP_CIDR)
+URLS = [
+    ('isURL("https://example.com:80/path?query=val#fragment")', True),
+    ('isURL("/absolute-path")', True),
+    ('isURL("mailto:team@example.com")', True),  # an absolute URI without authority (opaque)
+    ('isURL("example.com")', False),  # neither absolute URI nor absolute path
+    ('isURL("https://example.com:port/")', False),
+    ('isURL("https://example.com/%zz")', False),
+    ('isURL("")', False),
+    ('url("HTTPS://example.com/").getScheme() == "https"', True),
+    ('url("/path").getScheme() == ""', True),
+    ('url("https://example.com:80/").getHost() == "example.com:80"', True),
+    ('url("https://[::1]:80/").getHost() == "[::1]:80"', True),
+    ('url("https://example.com:80/").getHostname() == "example.com"', True),
+    ('url("https://[::1]:80/").getHostname() == "::1"', True),
+    ('url("https://example.com:80/").getPort() == "80"', True),
+    ('url("https://example.com/").getPort() == ""', True),
+    ('url("https://user:pw@example.com/").getHost() == "example.com"', True),
+    ('url("https://example.com/path with spaces/").getEscapedPath() == "/path%20with%20spaces/"', True),
+    ('url("https://example.com/a%2Fb").getEscapedPath() == "/a%2Fb"', True),
+    ('url("https://example.com/path?k1=a&k2=b&k2=c").getQuery() == {"k1": ["a"], "k2": ["b", "c"]}', True),
+    ('url("https://example.com/p?a=x+y&b=%41").getQuery() == {"a": ["x y"], "b": ["A"]}', True),
+    ('url("https://example.com/p?a=1;b=2&c=3").getQuery() == {"c": ["3"]}', True),  # pairs with ';' dropped
+    ('url("https://example.com/p").getQuery() == {}', True),
+    ('url("/x") == url("/x")', True),
+    ('url(device.attributes["snn.dra.dev"].url).getPort() == "8443"', True),
+]
+
+
+@pytest.mark.parametrize(("expression", "expected"), LISTS + SETS + REGEX + STRINGS + IP_CIDR + URLS)
 def test_library_table(expression: str, expected: bool) -> None:
     assert compile_selector(expression).evaluate(DEVICE) is expected
 
@@ -155,6 +184,8 @@ RUNTIME_ERRORS = [
     ('ip("fe80::1%eth0").family() == 6', "IP address with zone value is not allowed"),
     ('cidr("10.0.0.0/33").prefixLength() == 33', "parse error"),
     ('ip.isCanonical("x")', "parse error"),
+    ('url("example.com").getHost() == ""', "URL parse error during conversion from string: invalid URI for request"),
+    ('url("https://h:x/").getPort() == ""', "invalid port"),
 ]
 
 

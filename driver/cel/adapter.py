@@ -34,7 +34,7 @@ from cel_expr_python import cel
 from cel_expr_python.ext import ext_bindings, ext_optional, ext_strings
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from snn_dra.driver.cel import lists, regex
+from snn_dra.driver.cel import lists, regex, urls
 from snn_dra.driver.cel import network as net
 from snn_dra.driver.cel import quantity as q
 from snn_dra.driver.cel import semver as sv
@@ -59,7 +59,7 @@ def _build_pool() -> descriptor_pool.DescriptorPool:
     pool.Add(fdp)
     net = descriptor_pb2.FileDescriptorProto(name="snn_dra/net_cel_types.proto", package="net")
     net.syntax = "proto3"
-    for name in ("IP", "CIDR"):
+    for name in ("IP", "CIDR", "URL"):
         msg = net.message_type.add(name=name)
         msg.field.add(
             name="value",
@@ -78,6 +78,8 @@ IP_TYPE = "net.IP"
 CIDR_TYPE = "net.CIDR"
 _IP: Any = message_factory.GetMessageClass(_POOL.FindMessageTypeByName(IP_TYPE))
 _CIDR: Any = message_factory.GetMessageClass(_POOL.FindMessageTypeByName(CIDR_TYPE))
+URL_TYPE = "net.URL"
+_URL: Any = message_factory.GetMessageClass(_POOL.FindMessageTypeByName(URL_TYPE))
 
 
 def make_quantity(text: str) -> Any:
@@ -281,6 +283,32 @@ def _network_declarations() -> list[Any]:
     ]
 
 
+@lru_cache(maxsize=1024)
+def _url(text: str) -> Any:
+    urls.parse(text)
+    return _URL(value=text)
+
+
+def _url_declarations() -> list[Any]:
+    """The Kubernetes ``url`` library over ``net.URL`` messages (the text as given; parsing is cached)."""
+    ut, s, b = cel.Type(URL_TYPE), cel.Type.STRING, cel.Type.BOOL
+    query_type = cel.Type.Map(s, cel.Type.List(s))
+
+    def getter(name: str, oid: str, ret: Any, fn: Callable[[str], Any]) -> Any:
+        return cel.FunctionDecl(name, [cel.Overload(oid, ret, [ut], is_member=True, impl=lambda u: fn(u.value))])
+
+    return [
+        cel.FunctionDecl("url", [cel.Overload("string_to_url", ut, [s], impl=_url)]),
+        cel.FunctionDecl("isURL", [cel.Overload("is_url_string", b, [s], impl=urls.is_url)]),
+        getter("getScheme", "url_get_scheme", s, urls.scheme),
+        getter("getHost", "url_get_host", s, urls.host),
+        getter("getHostname", "url_get_hostname", s, urls.hostname),
+        getter("getPort", "url_get_port", s, urls.port),
+        getter("getEscapedPath", "url_get_escaped_path", s, urls.escaped_path),
+        getter("getQuery", "url_get_query", query_type, urls.query),
+    ]
+
+
 def _library_declarations() -> list[Any]:
     """The Kubernetes ``lists`` and ``regex`` libraries and ``ext.Sets``, as Python callbacks.
 
@@ -328,7 +356,9 @@ def _extensions() -> list[Any]:
         ext_strings.ExtStrings(version=2),
         ext_optional.ExtOptional(),
         ext_bindings.ExtBindings(),
-        cel.CelExtension("kubernetes.libraries", _library_declarations() + _network_declarations()),
+        cel.CelExtension(
+            "kubernetes.libraries", _library_declarations() + _network_declarations() + _url_declarations()
+        ),
     ]
 
 
