@@ -3,9 +3,10 @@
 kubectl 1.32 and the official ``kubernetes`` client talk to it through an ordinary kubeconfig. Only what a DRA
 driver and its tests use is served (namespaces, nodes, pods, events, and resource.k8s.io/v1), but with the real
 semantics: Status errors, optimistic concurrency, every patch type, watch with bookmarks and 410 Expired,
-server-side Table output and the OpenAPI v3 documents kubectl asks for. Strategic merge patches are JSON merge
-patches with merge-by-key for the usual core lists; server-side apply is create-or-merge per field manager (fields
-a manager stops applying are removed; lists are atomic; no managedFields and no conflicts between managers).
+watch-list (``listoptions``), paged lists from consistent snapshots (``paging``), server-side Table output and the
+OpenAPI documents kubectl asks for. Strategic merge patches are JSON merge patches with merge-by-key for the usual
+core lists; server-side apply records managedFields, merges by the schemas' list types and answers 409 on
+conflicts between managers (``managedfields``).
 
 Everything a request costs beyond reading its bytes (decoding, validation with CEL, the store, encoding the answer)
 runs in a small thread pool, never on the event loop, so one large or slow request cannot hold up the others;
@@ -38,6 +39,7 @@ from snn_dra.driver.embedded.errors import (
     ApiError,
     BadRequest,
     InternalError,
+    Invalid,
     MethodNotAllowed,
     NotFound,
     RequestEntityTooLarge,
@@ -50,6 +52,7 @@ from snn_dra.driver.embedded.selectors import parse_field_selector, parse_label_
 from snn_dra.driver.embedded.store import Obj, Store
 from snn_dra.driver.embedded.tls import generate_serving_cert
 from snn_dra.driver.embedded.tlsport import TlsOnlyListener
+from snn_dra.driver.validation.errors import CauseType, FieldError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,14 @@ def _wants_table(request: web.Request) -> bool:
     accept = request.headers.get("Accept", "")
     return any("as=Table" in part and "g=meta.k8s.io" in part and "v=v1" in part.replace("v=v1beta1", "")
                for part in accept.split(","))
+
+
+def _field_manager(request: web.Request) -> str:
+    """Who writes: the ``fieldManager`` parameter, else the product of the User-Agent (as upstream names them)."""
+    given = request.query.get("fieldManager")
+    if given:
+        return given
+    return request.headers.get("User-Agent", "").split("/", 1)[0][:128] or "unknown"
 
 
 def _warning_header(text: str) -> str:
@@ -353,7 +364,8 @@ class ApiServerApp:
         self._set_namespace(body, info, namespace)
         warnings: list[str] = []
         obj = self.store.create(info.plural, body, dry_run=self._dry_run(request),
-                                field_validation=self._field_validation(request), warnings=warnings)
+                                field_validation=self._field_validation(request), warnings=warnings,
+                                field_manager=_field_manager(request))
         return self._respond(request, info, obj, 201, warnings)
 
     def _update(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,
@@ -366,7 +378,8 @@ class ApiServerApp:
         body["metadata"]["name"] = name
         warnings: list[str] = []
         obj = self.store.update(info.plural, body, sub, dry_run=self._dry_run(request),
-                                field_validation=self._field_validation(request), warnings=warnings)
+                                field_validation=self._field_validation(request), warnings=warnings,
+                                field_manager=_field_manager(request))
         return self._respond(request, info, obj, 200, warnings)
 
     def _patch(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,
@@ -378,6 +391,10 @@ class ApiServerApp:
         body = bodies.decode(raw or b"null", "application/yaml" if ctype == patches.APPLY else ctype, "patch")
         if ctype == patches.APPLY and not request.query.get("fieldManager"):
             raise BadRequest("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests")
+        force = listoptions.flag(request.query.get("force") or "")
+        if force and ctype != patches.APPLY:
+            raise Invalid("PatchOptions", "meta.k8s.io", "", [FieldError(
+                CauseType.FORBIDDEN, "force", "Forbidden: may not be specified for non-apply patch")])
         existed = True
         if ctype == patches.APPLY:
             try:
@@ -386,8 +403,8 @@ class ApiServerApp:
                 existed = False
         warnings: list[str] = []
         obj = self.store.patch(info.plural, namespace, name, ctype, body, sub,
-                               field_manager=request.query.get("fieldManager"), dry_run=self._dry_run(request),
-                               field_validation=self._field_validation(request), warnings=warnings)
+                               field_manager=_field_manager(request), dry_run=self._dry_run(request),
+                               field_validation=self._field_validation(request), warnings=warnings, force=force)
         return self._respond(request, info, obj, 200 if existed else 201, warnings)
 
     def _delete(self, request: web.Request, info: ResourceInfo, namespace: str | None, name: str,

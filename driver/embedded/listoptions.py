@@ -38,7 +38,7 @@ class ListOptions:
     continue_token: str
 
 
-def _flag(value: str) -> bool:
+def flag(value: str) -> bool:
     """Go's strconv.ParseBool, as the query decoder uses it (anything else is a 400)."""
     if value in ("1", "t", "T", "true", "TRUE", "True"):
         return True
@@ -59,8 +59,8 @@ def parse(query: Mapping[str, str], *, watch: bool) -> ListOptions:
         watch=watch,
         resource_version=query.get("resourceVersion") or "",
         resource_version_match=query.get("resourceVersionMatch") or "",
-        send_initial_events=None if sie is None else _flag(sie),
-        allow_watch_bookmarks=_flag(query.get("allowWatchBookmarks") or ""),
+        send_initial_events=None if sie is None else flag(sie),
+        allow_watch_bookmarks=flag(query.get("allowWatchBookmarks") or ""),
         limit=max(limit, 0),
         continue_token=query.get("continue") or "",
     )

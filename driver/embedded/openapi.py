@@ -21,6 +21,12 @@ _PARAMS = [{"name": n, "in": "query", "schema": {"type": "string"}, "uniqueItems
            for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")]
 
 
+@functools.lru_cache(maxsize=8)
+def definitions(profile: str) -> dict[str, Any]:
+    """The upstream schema definitions of Kubernetes ``profile`` (loaded once; callers must not modify them)."""
+    return _definitions(profile)
+
+
 def _definitions(profile: str) -> dict[str, Any]:
     base = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / f"v{profile}.0-local"
     with open(base / "_definitions.json") as f:
@@ -59,7 +65,7 @@ def _refs(node: Any, acc: set[str]) -> None:
             _refs(v, acc)
 
 
-def _schema_name(defs: dict[str, Any], group: str, kind: str) -> str | None:
+def schema_name(defs: dict[str, Any], group: str, kind: str) -> str | None:
     for name, schema in defs.items():
         for gvk in schema.get("x-kubernetes-group-version-kind") or []:
             if gvk.get("group") == group and gvk.get("version") == "v1" and gvk.get("kind") == kind:
@@ -69,7 +75,7 @@ def _schema_name(defs: dict[str, Any], group: str, kind: str) -> str | None:
 
 @functools.lru_cache(maxsize=16)
 def _document(profile: str, group: str, served: frozenset[str]) -> str:
-    defs = _definitions(profile)
+    defs = definitions(profile)
     paths: dict[str, Any] = {}
     wanted: set[str] = set()
     for plural in sorted(served):
@@ -77,7 +83,7 @@ def _document(profile: str, group: str, served: frozenset[str]) -> str:
         if info.group != group:
             continue
         gvk = {"group": group, "version": "v1", "kind": info.kind}
-        schema = _schema_name(defs, group, info.kind)
+        schema = schema_name(defs, group, info.kind)
         if schema:
             wanted.add(schema)
         prefix = f"/apis/{group}/v1" if group else "/api/v1"

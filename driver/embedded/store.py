@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from snn_dra.driver.embedded import paging, patches
+from snn_dra.driver.embedded import managedfields, paging, patches, typeschema
 from snn_dra.driver.embedded.canonical import canonicalize_quantities
 from snn_dra.driver.embedded.errors import (
     AlreadyExists,
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 ObjList = list[Obj]
 Warnings = list[str]
+Managed = list[dict[str, Any]]  # metadata.managedFields
 FieldErrors = list[FieldError]
 Validator = Callable[[Mapping[str, Any], Mapping[str, Any] | None, str], list[FieldError]]
 
@@ -101,8 +102,12 @@ def _key(info: ResourceInfo, namespace: str | None, name: str) -> tuple[str, str
 def _strip_volatile(obj: Mapping[str, Any]) -> Obj:
     out = copy.deepcopy(dict(obj))
     meta = out.get("metadata") or {}
-    for k in ("resourceVersion", "managedFields", "generation"):
+    for k in ("resourceVersion", "generation"):
         meta.pop(k, None)
+    managed = meta.get("managedFields")
+    if isinstance(managed, list):  # a change of owners is a change; a newer timestamp alone is not (as upstream)
+        meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e
+                                 for e in managed]
     return out
 
 
@@ -138,7 +143,6 @@ class Store:
         self._compacted = 0  # newest resourceVersion no longer in the history
         self._subs: list[_Subscriber] = []
         self._validator = validator
-        self._applied: dict[str, dict[str, Any]] = {}  # uid -> field manager -> last applied configuration
         self._unchecked: set[str] = set()  # uids of objects stored without validation (load_unchecked)
         # owner uid -> the (resource, key) of its dependents, so garbage collection never walks the whole store
         self._dependents: dict[str, set[tuple[str, tuple[str, str]]]] = {}
@@ -299,7 +303,8 @@ class Store:
     # -- writes ------------------------------------------------------------------------------------------------
 
     def create(self, resource: str, obj: Mapping[str, Any], *, dry_run: bool = False,
-               field_validation: str = "Strict", warnings: Warnings | None = None) -> Obj:
+               field_validation: str = "Strict", warnings: Warnings | None = None, field_manager: str | None = None,
+               managed: Managed | None = None) -> Obj:
         """Create; ``field_validation`` (Strict | Warn | Ignore) decides what unknown fields do, as upstream.
 
         Strict rejects them (400); Warn and Ignore drop them, Warn appending a message to ``warnings``.
@@ -323,6 +328,11 @@ class Store:
         self._prepare_create(info, new)
         self._normalize(info, new, None, field_validation)
         self._validate(info, new, None, field_validation, warnings)
+        if managed is not None:
+            meta["managedFields"] = managed
+        elif field_manager:
+            meta["managedFields"] = managedfields.record_update(
+                None, new, self._schema(info), field_manager, info.api_version, None, info.has_status, now_rfc3339())
         with self._lock:
             self._check_namespace_open(info, resource, ns, meta)  # again: it may have gone meanwhile
             key = _key(info, ns, meta["name"])
@@ -350,7 +360,8 @@ class Store:
                                  f"content in namespace {ns} because it is being terminated")
 
     def update(self, resource: str, obj: Mapping[str, Any], subresource: str | None = None, *,
-               dry_run: bool = False, field_validation: str = "Strict", warnings: Warnings | None = None) -> Obj:
+               dry_run: bool = False, field_validation: str = "Strict", warnings: Warnings | None = None,
+               field_manager: str | None = None, managed: Managed | None = None) -> Obj:
         """Replace (or, with ``subresource="status"``, replace the status of) a stored object.
 
         Validation runs outside the store lock; if the object changed meanwhile, an update that named no
@@ -377,6 +388,7 @@ class Store:
                     raise BadRequest("the namespace of the object does not match the namespace of the stored object")
                 self._check_preconditions(info, old, meta.get("uid"), meta.get("resourceVersion"))
             new = self._updated(info, resource, new, old, subresource, field_validation, warnings)
+            self._record_managers(info, new, old, subresource, field_manager, managed)
             with self._lock:
                 if self._objs[resource].get(key) is not old:
                     continue  # changed while we validated: stored objects are replaced, never mutated
@@ -389,6 +401,29 @@ class Store:
                 self._unchecked.discard(new["metadata"]["uid"])  # it passed validation just now
                 return self._commit(info, "MODIFIED", new, old)
         raise Conflict.stale(resource, info.group, name)
+
+    def _schema(self, info: ResourceInfo) -> typeschema.Node:
+        return typeschema.root(self.profile.version, info.group, info.kind)
+
+    def _record_managers(self, info: ResourceInfo, new: Obj, old: Obj, subresource: str | None,
+                         field_manager: str | None, managed: Managed | None) -> None:
+        """managedFields of an update: given (apply), recomputed for ``field_manager``, else kept as they were."""
+        meta = new["metadata"]
+        if managed is not None:
+            meta["managedFields"] = managed
+            return
+        sent = meta.get("managedFields")
+        if sent is None or not isinstance(sent, list):  # not sent: the stored ones stay (as upstream)
+            if old["metadata"].get("managedFields"):
+                meta["managedFields"] = old["metadata"]["managedFields"]
+            else:
+                meta.pop("managedFields", None)
+        if field_manager:
+            meta["managedFields"] = managedfields.record_update(
+                old, new, self._schema(info), field_manager, info.api_version, subresource, info.has_status,
+                now_rfc3339())
+        if not meta.get("managedFields"):
+            meta.pop("managedFields", None)
 
     def _updated(self, info: ResourceInfo, resource: str, new: Obj, old: Obj, subresource: str | None,
                  field_validation: str, warnings: Warnings | None) -> Obj:
@@ -423,8 +458,8 @@ class Store:
 
     def patch(self, resource: str, namespace: str | None, name: str, patch_type: str, body: Any,
               subresource: str | None = None, *, field_manager: str | None = None, dry_run: bool = False,
-              field_validation: str = "Strict", warnings: Warnings | None = None) -> Obj:
-        """Apply a merge / JSON / strategic-merge patch or a server-side apply (create-or-merge).
+              field_validation: str = "Strict", warnings: Warnings | None = None, force: bool = False) -> Obj:
+        """Apply a merge / JSON / strategic-merge patch or a server-side apply (``managedfields``).
 
         A patch that sets no resourceVersion itself is applied again to the newest object when another write
         came in between (as upstream's patch handler retries), so concurrent patches never lose each other.
@@ -432,26 +467,23 @@ class Store:
         info = self.info(resource)
         conditional = isinstance(body, dict) and isinstance(body.get("metadata"), dict) and bool(
             body["metadata"].get("resourceVersion")) and patch_type != patches.APPLY
+        if patch_type == patches.APPLY and not field_manager:
+            raise BadRequest("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests")
         for _ in range(_UPDATE_ATTEMPTS):
             try:
                 current = self.get(resource, namespace, name)
             except NotFound:
                 if patch_type != patches.APPLY or subresource:
                     raise
-                return self._apply_create(info, resource, namespace, name, body, field_manager, dry_run,
+                return self._apply_create(info, resource, namespace, name, body, field_manager or "", dry_run,
                                           field_validation, warnings)
-            base = current
-            applied = body
-            if patch_type == patches.APPLY and isinstance(body, dict):
-                applied = copy.deepcopy(body)
-                if isinstance(applied.get("metadata"), dict):
-                    applied["metadata"].pop("resourceVersion", None)  # apply is never a conditional write
-                # Fields this manager applied before and no longer applies are removed, as with real SSA.
-                previous = self._applied.get(current["metadata"]["uid"], {}).get(field_manager or "")
-                if previous is not None:
-                    base = copy.deepcopy(current)
-                    _prune_unapplied(base, previous, applied)
-            patched = patches.apply_patch(patch_type, base, applied)
+            managed: Managed | None = None
+            if patch_type == patches.APPLY:
+                applied = self._apply(info, current, body, field_manager or "", force, subresource, name)
+                patched: Any = applied.obj
+                managed = applied.managed_fields
+            else:
+                patched = patches.apply_patch(patch_type, current, body)
             if not isinstance(patched, dict):
                 raise BadRequest("the patch turned the object into a non-object")
             pmeta = patched.setdefault("metadata", {})
@@ -465,25 +497,32 @@ class Store:
             if not conditional:
                 pmeta["resourceVersion"] = current["metadata"].get("resourceVersion")
             try:
-                updated = self.update(resource, patched, subresource, dry_run=dry_run,
-                                      field_validation=field_validation, warnings=warnings)
+                return self.update(resource, patched, subresource, dry_run=dry_run,
+                                   field_validation=field_validation, warnings=warnings,
+                                   field_manager=None if managed is not None else field_manager, managed=managed)
             except Conflict:
                 if conditional:
                     raise
                 continue  # another write came in between: patch the newest object
-            if patch_type == patches.APPLY and not dry_run:
-                with self._lock:
-                    if updated["metadata"]["uid"] in self._uids:
-                        self._applied.setdefault(updated["metadata"]["uid"], {})[field_manager or ""] = applied
-            return updated
         raise Conflict.stale(resource, info.group, name)
 
-    def _apply_create(self, info: ResourceInfo, resource: str, namespace: str | None, name: str, body: Any,
-                      field_manager: str | None, dry_run: bool, field_validation: str,
-                      warnings: Warnings | None) -> Obj:
+    def _apply(self, info: ResourceInfo, current: Obj | None, body: Any, manager: str, force: bool,
+               subresource: str | None, name: str) -> managedfields.Applied:
         if not isinstance(body, dict):
-            raise BadRequest("an apply patch must be an object") from None
-        obj = copy.deepcopy(body)
+            raise BadRequest("an apply patch must be an object")
+        cfg = copy.deepcopy(body)
+        if isinstance(cfg.get("metadata"), dict):
+            cfg["metadata"].pop("resourceVersion", None)  # apply is never a conditional write
+        return managedfields.apply(current, cfg, self._schema(info), manager=manager, force=force,
+                                   api_version=info.api_version, subresource=subresource,
+                                   has_status=info.has_status, now=now_rfc3339(),
+                                   who=(info.plural, info.group, name))
+
+    def _apply_create(self, info: ResourceInfo, resource: str, namespace: str | None, name: str, body: Any,
+                      field_manager: str, dry_run: bool, field_validation: str,
+                      warnings: Warnings | None) -> Obj:
+        applied = self._apply(info, None, body, field_manager, False, None, name)
+        obj = applied.obj
         if not isinstance(obj.setdefault("metadata", {}), dict):
             raise BadRequest("metadata must be an object")
         obj["metadata"].setdefault("name", name)
@@ -492,11 +531,8 @@ class Store:
         if obj["metadata"].get("name") != name:
             raise BadRequest(f"the name of the object ({obj['metadata'].get('name')}) does not match the "
                              f"name on the URL ({name})") from None
-        created = self.create(resource, obj, dry_run=dry_run, field_validation=field_validation, warnings=warnings)
-        if not dry_run:
-            with self._lock:
-                self._applied[created["metadata"]["uid"]] = {field_manager or "": copy.deepcopy(body)}
-        return created
+        return self.create(resource, obj, dry_run=dry_run, field_validation=field_validation, warnings=warnings,
+                           managed=applied.managed_fields)
 
     def delete(self, resource: str, namespace: str | None, name: str, *, uid: str | None = None,
                resource_version: str | None = None, propagation: str | None = None, dry_run: bool = False) -> Obj:
@@ -779,7 +815,6 @@ class Store:
         if kind == "DELETED":
             self._objs[info.plural].pop(key, None)
             self._uids.pop(obj["metadata"]["uid"], None)
-            self._applied.pop(obj["metadata"]["uid"], None)
             self._unchecked.discard(obj["metadata"]["uid"])
         else:
             self._objs[info.plural][key] = obj
@@ -847,21 +882,6 @@ def _owner_uids(obj: Mapping[str, Any] | None) -> set[str]:
     if not isinstance(refs, list):
         return set()
     return {r["uid"] for r in refs if isinstance(r, Mapping) and isinstance(r.get("uid"), str) and r["uid"]}
-
-
-def _prune_unapplied(target: Any, previous: Any, applied: Any) -> None:
-    """Remove from ``target`` the map keys ``previous`` set and ``applied`` no longer sets (lists are atomic)."""
-    if not (isinstance(target, dict) and isinstance(previous, dict) and isinstance(applied, dict)):
-        return
-    for key, value in previous.items():
-        sub = target.get(key)
-        if isinstance(value, dict) and isinstance(sub, dict):
-            now = applied.get(key)
-            _prune_unapplied(sub, value, now if isinstance(now, dict) else {})
-            if key not in applied and not sub:
-                target.pop(key, None)
-        elif key not in applied:
-            target.pop(key, None)
 
 
 _INDEX = re.compile(r"\[(\d+)\]")
