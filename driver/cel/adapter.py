@@ -1,8 +1,19 @@
 """The only module that talks to the CEL engine (cel-expr-python 0.1.3, over Google's cel-cpp).
 
 Everything engine-specific lives here: the environment (variable ``device``, standard extensions, the Kubernetes
-``quantity`` and ``semver`` libraries), value construction for Quantity/Semver, and the translation of engine
-errors into :class:`CelCompileError` / :class:`CelRuntimeError`. Replacing the engine means rewriting this file.
+``quantity``, ``semver``, ``lists``, ``regex``, ``ip``/``cidr`` and ``url`` libraries and ``ext.Sets``), value
+construction for the Kubernetes types, the typed check environment used at admission, and the translation of
+engine errors into :class:`CelCompileError` / :class:`CelRuntimeError`. Replacing the engine means rewriting this
+file; the semantics behind the callbacks live in engine-independent modules (quantity, semver, lists, regex,
+network, urls).
+
+Two environments: the evaluation environment declares ``device`` as ``map(string, dyn)`` (values are passed as
+plain dicts, the fastest path); the check environment declares its fields with upstream's types (see
+:func:`_check_variables`) so a mistyped selector is refused at admission with the checker's own message.
+
+Not available in this engine (a selector using them is refused at admission): two-variable comprehensions
+(``all(k, v, ...)``, ``transformList``...), ext.Lists v3 (``lists.range``, ``sort``, ``distinct``...), the
+Kubernetes ``format`` library (``format.dns1123Label()...``) and ``string(net.CIDR)``.
 
 Engine constraints this module works around (see docs/libraries.md §4):
 
@@ -12,7 +23,7 @@ Engine constraints this module works around (see docs/libraries.md §4):
   ``isGreaterThan`` and ``isLessThan`` give the implementation to the Quantity overload only and dispatch on
   ``DESCRIPTOR.name`` (the engine routes the Semver overload to the same callable).
 * Leak: every call of a Python-implemented function leaks ~0.8 KB in 0.1.3 (argument tuple and result are never
-  released). Mitigation: the library is the minimum Kubernetes defines (no helper functions of our own), parsing
+  released). Mitigation: the libraries are only what Kubernetes defines (no helper functions of our own), parsing
   behind the callables is cached, constructors return one shared message per literal, and
   :mod:`snn_dra.driver.cel.selector` memoises (selector, device) results so repeated scheduling passes never re-run
   the callables. Selectors without quantity/semver calls do not leak. Do not patch reference counts: once upstream

@@ -1,8 +1,9 @@
 """Throughput of DRA selector evaluation through snn_dra.driver.cel (prints evals/s; no thresholds).
 
 Usage: python hack/bench/cel.py [N]
-S1 = simple attribute selector, S2 = quantity + semver selector (Python callbacks, which leak in
-cel-expr-python 0.1.3). "raw" evaluates every time; "memo" is what the allocator sees on repeated passes.
+S1 = simple attribute selector, S2 = quantity + semver selector, S3 = Kubernetes library functions (sets, lists,
+regex, ip/cidr, url). S2 and S3 call Python callbacks, which leak in cel-expr-python 0.1.3. "raw" evaluates
+every time; "memo" is what the allocator sees on repeated passes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ SELECTORS = {
     "S1 simple": 'device.driver == "snn.dra.dev" && device.attributes["snn.dra.dev"].type == "core"',
     "S2 quantity+semver": 'device.capacity["snn.dra.dev"].memory.compareTo(quantity("1Gi")) >= 0 && '
     'device.attributes["snn.dra.dev"].firmware.isGreaterThan(semver("1.0.0"))',
+    "S3 k8s libraries": 'sets.contains(device.attributes["snn.dra.dev"].labels, ["fast"]) && '
+    'device.attributes["snn.dra.dev"].lanes.max() <= 8 && device.attributes["snn.dra.dev"].type.find("^c") == "c" && '
+    'cidr("10.0.0.0/8").containsIP(device.attributes["snn.dra.dev"].ip) && '
+    'url(device.attributes["snn.dra.dev"].endpoint).getPort() == "8443"',
 }
 
 
@@ -30,6 +35,10 @@ def _devices(n: int) -> list:  # type: ignore[type-arg]
                     "type": {"string": "core"},
                     "index": {"int": i},
                     "firmware": {"version": "1.4.0"},
+                    "labels": {"strings": ["fast", "loihi2"]},
+                    "lanes": {"ints": [2, 4, 8]},
+                    "ip": {"string": f"10.0.{i // 256}.{i % 256}"},
+                    "endpoint": {"string": f"https://chip-{i}.snn.example.com:8443/v1"},
                 },
                 "capacity": {"memory": {"value": "2Gi"}},
             },
