@@ -12,7 +12,7 @@ plain dicts, the fastest path); the check environment declares its fields with u
 :func:`_check_variables`) so a mistyped selector is refused at admission with the checker's own message.
 
 Not available in this engine (a selector using them is refused at admission): two-variable comprehensions
-(``all(k, v, ...)``, ``transformList``...), ext.Lists v3 (``lists.range``, ``sort``, ``distinct``...), the
+(``all(k, v, ...)``, ``transformList``...), ext.Lists' ``sortBy``, ``first`` and ``last``, the
 Kubernetes ``format`` library (``format.dns1123Label()...``) and ``string(net.CIDR)``.
 
 Engine constraints this module works around (see docs/libraries.md §4):
@@ -321,7 +321,10 @@ def _url_declarations() -> list[Any]:
 
 
 def _library_declarations() -> list[Any]:
-    """The Kubernetes ``lists`` and ``regex`` libraries and ``ext.Sets``, as Python callbacks.
+    """The Kubernetes ``lists`` and ``regex`` libraries, ``ext.Sets`` and ``ext.Lists``, as Python callbacks.
+
+    ext.Lists has ``lists.range``, ``distinct``, ``flatten``, ``reverse``, ``slice`` and ``sort``; its macro
+    ``sortBy`` and the optional-returning ``first``/``last`` cannot be written as callbacks in this engine.
 
     Lists are declared ``list(dyn)`` (the engine has no type parameters here), so an element type upstream's
     checker would reject (``[semver("1.0.0")].sum()``) fails at evaluation instead. They come in an extension
@@ -348,6 +351,15 @@ def _library_declarations() -> list[Any]:
         decl("sets.contains", [glob("list_sets_contains_list", b, [lt, lt], lists.sets_contains)]),
         decl("sets.equivalent", [glob("list_sets_equivalent_list", b, [lt, lt], lists.sets_equivalent)]),
         decl("sets.intersects", [glob("list_sets_intersects_list", b, [lt, lt], lists.sets_intersects)]),
+        decl("lists.range", [glob("lists_range", cel.Type.List(i), [i], lists.lists_range)]),
+        decl("distinct", [member("list_distinct", lt, [lt], lists.distinct)]),
+        decl(
+            "flatten",
+            [member("list_flatten", lt, [lt], lists.flatten), member("list_flatten_int", lt, [lt, i], lists.flatten)],
+        ),
+        decl("reverse", [member("list_reverse", lt, [lt], lists.reverse)]),
+        decl("slice", [member("list_slice", lt, [lt, i, i], lists.slice_of)]),
+        decl("sort", [member("list_sort", lt, [lt], lists.sort)]),
         decl("find", [member("string_find_string", s, [s, s], regex.find)]),
         decl(
             "findAll",

@@ -99,3 +99,52 @@ def sets_equivalent(a: Sequence[Any], b: Sequence[Any]) -> bool:
 
 def sets_intersects(a: Sequence[Any], b: Sequence[Any]) -> bool:
     return any(cel_equal(x, y) for x in a for y in b)
+
+
+# ---- cel-go ext.Lists (version 2 functions; Kubernetes enables version 3 since 1.34) ------------------------
+
+
+def lists_range(n: int) -> list[int]:
+    return list(range(n))
+
+
+def distinct(items: Sequence[Any]) -> list[Any]:
+    """Elements in order of first appearance, duplicates (by CEL equality) dropped."""
+    out: list[Any] = []
+    for v in items:
+        if not any(cel_equal(v, seen) for seen in out):
+            out.append(v)
+    return out
+
+
+def flatten(items: Sequence[Any], depth: int = 1) -> list[Any]:
+    if depth < 0:
+        raise CelLibraryError("level must be non-negative")
+    out: list[Any] = []
+    for v in items:
+        if isinstance(v, list) and depth > 0:
+            out.extend(flatten(v, depth - 1))
+        else:
+            out.append(v)
+    return out
+
+
+def reverse(items: Sequence[Any]) -> list[Any]:
+    return list(reversed(items))
+
+
+def slice_of(items: Sequence[Any], start: int, end: int) -> list[Any]:
+    if start < 0 or end < 0:
+        raise CelLibraryError(f"cannot slice({start}, {end}), negative indexes not supported")
+    if start > end:
+        raise CelLibraryError(f"cannot slice({start}, {end}), start index must be less than or equal to end index")
+    if end > len(items):
+        raise CelLibraryError(f"cannot slice({start}, {end}), list is length {len(items)}")
+    return list(items[start:end])
+
+
+def sort(items: Sequence[Any]) -> list[Any]:
+    if len({_kind(v) for v in items}) > 1:
+        raise CelLibraryError("list elements must have the same type")
+    _comparable(items, "sort")
+    return sorted(items)
