@@ -105,6 +105,21 @@ def test_the_second_kubernetes_version_is_one_variable_away(tmp_path: Path) -> N
     assert proc.stdout.strip() == f"{tmp_path}/local-cluster/bin/k8s-v1.34.3", proc.stderr
 
 
+def test_down_remembers_what_up_created_after_the_state_tmpfs_is_gone(tmp_path: Path) -> None:
+    """The list of created host paths lives in the state dir, which down unmounts before it removes them."""
+    script = (
+        f'source "{REPO}/hack/local-cluster/teardown.sh"\n'
+        'KUBELET_ROOT="$STATE/no-kubelet"\n'
+        'printf "/var/run/cdi\\ncgroup:kubepods\\n" >"$CREATED_LIST"\n'
+        "CREATED_PATHS=$(created_paths)\n"
+        'rm -rf "$STATE"\n'
+        "created_paths; owns_kubepods && echo owns"
+    )
+    proc = bash(script, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["cgroup:kubepods", "/var/run/cdi", "owns"]
+
+
 # ------------------------------------------------------------------------------------------ configuration
 def gates(spec: str) -> dict[str, bool]:
     return {k: v == "true" for k, v in (item.split("=") for item in spec.split(","))}

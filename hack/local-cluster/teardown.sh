@@ -17,12 +17,18 @@ stop_component() {
   stop_pid "$pid" "$2"
 }
 
-# created_paths: directories that `up` created outside the state dir (newest first).
-# The kubelet's root dir carries a marker file, so it is found even when the state dir is gone.
+# created_paths: directories that `up` created outside the state dir (newest first), and "cgroup:kubepods"
+# when the kubelet's pod cgroups are the cluster's. The kubelet's root dir carries a marker file, so it is found
+# even when the state dir is gone. down_cluster reads the list once, before the state's tmpfs is unmounted.
+CREATED_PATHS=
 created_paths() {
+  if [ -n "$CREATED_PATHS" ]; then
+    echo "$CREATED_PATHS"
+    return 0
+  fi
   {
-    [ -f "$CREATED_LIST" ] && tac "$CREATED_LIST"
-    [ -f "$KUBELET_ROOT/.snn-dra-local" ] && echo "$KUBELET_ROOT"
+    if [ -f "$CREATED_LIST" ]; then tac "$CREATED_LIST"; fi
+    if [ -f "$KUBELET_ROOT/.snn-dra-local" ]; then echo "$KUBELET_ROOT"; fi
   } | awk '!seen[$0]++'
 }
 
@@ -117,6 +123,7 @@ down_cluster() {
     return 0
   fi
   step "stopping the local cluster"
+  CREATED_PATHS=$(created_paths)
   stop_component kubelet 15
   kill_pod_processes
   for name in kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
@@ -149,5 +156,14 @@ down_cluster() {
     case "$path" in cgroup:* | "") ;; *) rm -rf --one-file-system "$path" ;; esac
   done < <(created_paths)
   rm -rf --one-file-system "$STATE"
+  left=$(
+    while read -r path; do
+      case "$path" in cgroup:* | "") ;; *) [ ! -e "$path" ] || echo "directory $path" ;; esac
+    done < <(created_paths)
+  )
+  if [ -n "$left" ]; then
+    echo "error: down could not remove: ${left//$'\n'/, }" >&2
+    return 1
+  fi
   step "stopped; no process, mount, cgroup, network namespace or state of the local cluster is left"
 }
