@@ -41,13 +41,14 @@ from snn_dra.driver.embedded.errors import (
     InternalError,
     Invalid,
     MethodNotAllowed,
+    NotAcceptable,
     NotFound,
     RequestEntityTooLarge,
     Unauthorized,
     UnsupportedMediaType,
 )
 from snn_dra.driver.embedded.kubeconfig import write_kubeconfig
-from snn_dra.driver.embedded.resources import RESOURCE_GROUP, RESOURCES, ResourceInfo
+from snn_dra.driver.embedded.resources import RESOURCES, ResourceInfo
 from snn_dra.driver.embedded.selectors import parse_field_selector, parse_label_selector
 from snn_dra.driver.embedded.store import Obj, Store
 from snn_dra.driver.embedded.tls import generate_serving_cert
@@ -199,13 +200,10 @@ class ApiServerApp:
 
     def _target(self, request: web.Request) -> tuple[ResourceInfo, str | None, str | None] | None:
         """(resource, namespace, name) of a plain resource URL, None for anything else (bindings included)."""
-        parts = request.path.rstrip("/").strip("/").split("/")
-        if parts[:2] == ["api", "v1"]:
-            group, rest = "", parts[2:]
-        elif parts[:3] == ["apis", RESOURCE_GROUP, "v1"]:
-            group, rest = RESOURCE_GROUP, parts[3:]
-        else:
+        split = self._group_path(request.path.rstrip("/").strip("/").split("/"))
+        if split is None:
             return None
+        group, rest = split
         namespace: str | None = None
         if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
             namespace, rest = rest[1], rest[2:]
@@ -222,33 +220,60 @@ class ApiServerApp:
         """Everything but watches, in a worker thread: routing, decoding, the store and the answer's encoding."""
         if request.method != "GET" and not (path.startswith("/api/") or path.startswith("/apis/")):
             raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({path})")
+        if request.method == "GET":
+            found = self._discovery(request, path)
+            if found is not None:
+                return found
+        split = self._group_path(path.strip("/").split("/"))
+        if split is not None:
+            return self._resource(request, split[0], split[1], raw)
+        raise NotFound.path(path)
+
+    def _group_path(self, parts: list[str]) -> tuple[str, list[str]] | None:
+        """(group, the rest) of a path under a served group-version, None for anything else."""
+        if parts[:2] == ["api", "v1"]:
+            return "", parts[2:]
+        if len(parts) >= 3 and parts[0] == "apis" and (parts[1], parts[2]) in discovery.group_versions(
+                self.store.served):
+            return parts[1], parts[3:]
+        return None
+
+    def _discovery(self, request: web.Request, path: str) -> web.Response | None:
+        """Version, discovery and OpenAPI documents (legacy and aggregated discovery, OpenAPI v2 and v3)."""
         profile = self.store.profile.version
         served = self.store.served
         if path == "/version":
             return _json(discovery.version_info(profile))
-        if path == "/api":
-            return _json(discovery.api_versions(self.address))
-        if path == "/apis":
-            return _json(discovery.api_group_list())
-        if path == "/api/v1" and request.method == "GET":
+        if path in ("/api", "/apis"):
+            wanted = discovery.wanted_aggregated(request.headers.get("Accept", ""))
+            if wanted is not None:
+                resp = _json(discovery.aggregated(path == "/api", served, wanted))
+                resp.headers["Content-Type"] = discovery.aggregated_media_type(wanted)
+                return resp
+            return _json(discovery.api_versions(self.address) if path == "/api" else
+                         discovery.api_group_list(served))
+        if path == "/api/v1":
             return _json(discovery.resource_list("", served))
-        if path == f"/apis/{RESOURCE_GROUP}" and request.method == "GET":
-            return _json(discovery.api_group())
-        if path == f"/apis/{RESOURCE_GROUP}/v1" and request.method == "GET":
-            return _json(discovery.resource_list(RESOURCE_GROUP, served))
+        parts = path.strip("/").split("/")
+        groups = discovery.group_versions(served)
+        if len(parts) == 2 and parts[0] == "apis":
+            group = discovery.api_group(parts[1], served)
+            return _json(group) if group is not None else None
+        if len(parts) == 3 and parts[0] == "apis" and (parts[1], parts[2]) in groups:
+            return _json(discovery.resource_list(parts[1], served))
+        if path == "/openapi/v2":
+            accept = request.headers.get("Accept", "")
+            if accept and "json" not in accept and "*/*" not in accept:
+                raise NotAcceptable(f"/openapi/v2 is served as application/json only (asked for {accept}); "
+                                    "the embedded cluster does not encode the protobuf OpenAPI document")
+            return web.Response(text=openapi.swagger(profile, served), content_type="application/json")
         if path == "/openapi/v3":
-            return _json(openapi.index(profile, ["", RESOURCE_GROUP], served))
+            return _json(openapi.index(profile, ["", *(g for g, _ in groups)], served))
         if path == "/openapi/v3/api/v1":
             return web.Response(text=openapi.document(profile, "", served), content_type="application/json")
-        if path == f"/openapi/v3/apis/{RESOURCE_GROUP}/v1":
-            return web.Response(text=openapi.document(profile, RESOURCE_GROUP, served),
-                                content_type="application/json")
-        parts = path.strip("/").split("/")
-        if parts[:2] == ["api", "v1"]:
-            return self._resource(request, "", parts[2:], raw)
-        if parts[:3] == ["apis", RESOURCE_GROUP, "v1"]:
-            return self._resource(request, RESOURCE_GROUP, parts[3:], raw)
-        raise NotFound.path(path)
+        if len(parts) == 5 and parts[:3] == ["openapi", "v3", "apis"] and (parts[3], parts[4]) in groups:
+            return web.Response(text=openapi.document(profile, parts[3], served), content_type="application/json")
+        return None
 
     def _resource(self, request: web.Request, group: str, rest: list[str], raw: bytes) -> web.StreamResponse:
         namespace: str | None = None

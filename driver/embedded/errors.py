@@ -65,6 +65,11 @@ class MethodNotAllowed(ApiError):  # noqa: N818 - names fixed by the cross-part 
     reason = "MethodNotAllowed"
 
 
+class NotAcceptable(ApiError):  # noqa: N818 - named like the other Status reasons
+    code = 406
+    reason = "NotAcceptable"
+
+
 class UnsupportedMediaType(ApiError):  # noqa: N818 - names fixed by the cross-part contract
     code = 415
     reason = "UnsupportedMediaType"

@@ -34,22 +34,22 @@ def _definitions(profile: str) -> dict[str, Any]:
     return defs
 
 
-def _convert(node: Any) -> Any:
+def _convert(node: Any, ref_prefix: str = "#/components/schemas/") -> Any:
     if isinstance(node, dict):
         out: dict[str, Any] = {}
         for k, v in node.items():
             if k == "$ref" and isinstance(v, str):
-                out[k] = v.replace("#/$defs/", "#/components/schemas/")
+                out[k] = v.replace("#/$defs/", ref_prefix)
             elif k == "type" and isinstance(v, list):
                 types = [t for t in v if t != "null"]
                 out[k] = types[0] if types else "object"
             elif k == "enum" and node.get("type") and isinstance(node.get("type"), list):
                 continue  # apiVersion/kind enums were added by the JSON-schema conversion
             else:
-                out[k] = _convert(v)
+                out[k] = _convert(v, ref_prefix)
         return out
     if isinstance(node, list):
-        return [_convert(v) for v in node]
+        return [_convert(v, ref_prefix) for v in node]
     return node
 
 
@@ -131,3 +131,56 @@ def index(profile: str, groups: list[str], served: frozenset[str]) -> dict[str, 
         gvp = group_version_path(g)
         paths[gvp] = {"serverRelativeURL": f"/openapi/v3/{gvp}?hash={digest}"}
     return {"paths": paths}
+
+
+def _closure(defs: dict[str, Any], wanted: set[str]) -> set[str]:
+    todo, seen = list(wanted), set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in defs:
+            continue
+        seen.add(name)
+        acc: set[str] = set()
+        _refs(defs[name], acc)
+        todo.extend(acc - seen)
+    return seen
+
+
+@functools.lru_cache(maxsize=8)
+def swagger(profile: str, served: frozenset[str]) -> str:
+    """The OpenAPI v2 (Swagger 2.0) document of every served kind, as ``/openapi/v2`` answers it in JSON.
+
+    Some clients and kubectl commands (``explain --output=plaintext-openapiv2``, older validation paths) read it;
+    it holds the same upstream schemas as the v3 documents.
+    """
+    defs = definitions(profile)
+    params = [{"name": n, "in": "query", "type": "string", "uniqueItems": True}
+              for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")]
+    paths: dict[str, Any] = {}
+    wanted: set[str] = set()
+    for plural in sorted(served):
+        info = RESOURCES[plural]
+        gvk = {"group": info.group, "version": info.version, "kind": info.kind}
+        schema = schema_name(defs, info.group, info.kind)
+        if schema:
+            wanted.add(schema)
+        prefix = f"/apis/{info.group}/{info.version}" if info.group else f"/api/{info.version}"
+        item = f"{prefix}/namespaces/{{namespace}}/{plural}/{{name}}" if info.namespaced else \
+            f"{prefix}/{plural}/{{name}}"
+        ref = {"$ref": f"#/definitions/{schema}"} if schema else {"type": "object"}
+        op = {"x-kubernetes-group-version-kind": gvk, "parameters": params, "consumes": ["application/json"],
+              "produces": ["application/json"], "responses": {"200": {"description": "OK", "schema": ref}}}
+        body = {"name": "body", "in": "body", "required": True, "schema": ref}
+        paths[item.rsplit("/", 1)[0]] = {"post": {**op, "x-kubernetes-action": "post",
+                                                  "parameters": [*params, body]}}
+        paths[item] = {"get": {**op, "x-kubernetes-action": "get"},
+                       "put": {**op, "x-kubernetes-action": "put", "parameters": [*params, body]},
+                       "patch": {**op, "x-kubernetes-action": "patch", "consumes": [
+                           "application/json-patch+json", "application/merge-patch+json",
+                           "application/strategic-merge-patch+json", "application/apply-patch+yaml"],
+                           "parameters": [*params, {**body, "schema": {"type": "object"}}]},
+                       "delete": {**op, "x-kubernetes-action": "delete"}}
+    schemas = {name: _convert(defs[name], "#/definitions/") for name in sorted(_closure(defs, wanted))}
+    doc = {"swagger": "2.0", "info": {"title": "Kubernetes (snn-dra embedded)", "version": f"v{profile}.0"},
+           "paths": paths, "definitions": schemas}
+    return json.dumps(doc)
