@@ -343,18 +343,11 @@ CASES = [
     Case("class-unknown-field", good_class, lambda o: o["spec"].update(priority=5)),
 ]
 
-_CEL_TYPES = (
-    "embedded CEL environment declares device as dyn; upstream's typed DRA environment rejects this at compile "
-    "time (no matching overload / must evaluate to bool) (driver/cel)"
-)
 _CAPACITY_REQUESTS = (
     "Kubernetes 1.36 does not validate the keys or values of capacity.requests; the embedded validation "
     "requires qualified names and non-negative quantities (driver/validation/claims.py)"
 )
 XFAIL: dict[str, str] = {
-    "claim-cel-type-error": _CEL_TYPES,
-    "claim-cel-not-bool": _CEL_TYPES,
-    "class-cel-not-bool": _CEL_TYPES,
     "claim-count-zero": (
         "upstream v1 count is omitempty: 0 decodes as unset and is defaulted to 1; the embedded store's defaulting "
         "keeps 0 and validation rejects it (driver/embedded/store.py _default_request)"
