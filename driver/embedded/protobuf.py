@@ -94,6 +94,12 @@ meta_pb2: Any = _meta_v1  # generated without stubs: messages are reached by nam
 runtime_pb2: Any = _runtime
 
 
+_TYPE_NAMES = {FieldDescriptor.TYPE_STRING: "a string", FieldDescriptor.TYPE_BOOL: "a boolean (true/false)",
+               FieldDescriptor.TYPE_BYTES: "base64 bytes", FieldDescriptor.TYPE_DOUBLE: "a number",
+               FieldDescriptor.TYPE_FLOAT: "a number", **dict.fromkeys(_INT_TYPES, "an integer")}
+_SPECIAL = frozenset({_QUANTITY, _TIME, _MICRO_TIME, _DURATION, _INT_OR_STRING, _RAW_EXTENSION, _FIELDS_V1})
+
+
 class ConversionError(ValueError):
     """A JSON value that does not fit the protobuf field it maps to (the message names the field path)."""
 
@@ -196,7 +202,7 @@ def _trim(value: int, unit: int) -> str:
 
 # -- JSON -> message -------------------------------------------------------------------------------------------
 
-def _scalar(field: Any, value: Any, path: str) -> Any:
+def _scalar(field: Any, value: Any, here: Any) -> Any:
     t = field.type
     if t == FieldDescriptor.TYPE_STRING:
         if isinstance(value, str):
@@ -216,8 +222,9 @@ def _scalar(field: Any, value: Any, path: str) -> Any:
         try:
             return base64.b64decode(value, validate=True)
         except ValueError:
-            raise ConversionError(f"{path}: {value!r} is not base64 (a byte field)") from None
-    raise ConversionError(f"{path}: {value!r} does not fit a protobuf {field.type} field")
+            raise ConversionError(f"{_where(here)}: {value!r} is not base64 (a byte field)") from None
+    kind = _TYPE_NAMES.get(t, f"protobuf type {t}")
+    raise ConversionError(f"{_where(here)}: {value!r} does not fit the field, which holds {kind}")
 
 
 def _set_special(msg: Message, value: Any, path: str) -> bool:
@@ -252,49 +259,80 @@ def _set_special(msg: Message, value: Any, path: str) -> bool:
     return True
 
 
-def _fill(msg: Message, value: Any, path: str) -> None:
+_INLINE_KIND, _MAP, _LIST, _MESSAGE, _SCALAR = range(5)
+
+
+@cache
+def _plan(desc: Any) -> tuple[tuple[str, str, int, Any, bool], ...]:
+    """Per message type, once: (proto name, JSON name, shape, scalar field or map value field, holds messages)."""
+    out = []
+    for field in desc.fields:
+        if _is_inline(field):
+            out.append((field.name, "", _INLINE_KIND, field, True))
+        elif _is_map(field):
+            value_field = field.message_type.fields_by_name["value"]
+            out.append((field.name, _json_name(field), _MAP, value_field, value_field.message_type is not None))
+        elif field.is_repeated:
+            out.append((field.name, _json_name(field), _LIST, field, field.message_type is not None))
+        else:
+            shape = _MESSAGE if field.message_type is not None else _SCALAR
+            out.append((field.name, _json_name(field), shape, field, shape == _MESSAGE))
+    return tuple(out)
+
+
+def _where(path: Any) -> str:
+    """Render a lazily built field path ((parent, key) links): only errors need it as text."""
+    parts: list[str] = []
+    while path is not None:
+        path, key = path
+        parts.append(f"[{key[0] if isinstance(key, tuple) else key}]" if isinstance(key, (int, tuple)) else f".{key}")
+    text = "".join(reversed(parts)).lstrip(".")
+    return text or "the object"
+
+
+def _fill(msg: Message, value: Any, path: Any) -> None:
     if value is None:
         msg.SetInParent()
         return
-    if _set_special(msg, value, path):
+    desc = msg.DESCRIPTOR
+    if desc.full_name in _SPECIAL:
+        _set_special(msg, value, _where(path))
         return
     if not isinstance(value, Mapping):
-        raise ConversionError(f"{path}: must be an object, not {value!r}")
-    fields: Any = msg.DESCRIPTOR.fields
-    for field in fields:
-        if _is_inline(field):
-            sub = getattr(msg, field.name)
+        raise ConversionError(f"{_where(path)}: must be an object, not {value!r}")
+    for name, key, shape, field, holds_messages in _plan(desc):
+        if shape == _INLINE_KIND:
+            sub = getattr(msg, name)
             _fill(sub, value, path)
             sub.SetInParent()
             continue
-        key = _json_name(field)
         item = value.get(key)
         if item is None:
             continue
-        where = f"{path}.{key}" if path else key
-        target = getattr(msg, field.name)
-        if _is_map(field):
-            if not isinstance(item, Mapping):
-                raise ConversionError(f"{where}: must be an object (a map), not {item!r}")
-            value_field = field.message_type.fields_by_name["value"]
-            for k, v in item.items():
-                if value_field.message_type is not None:
-                    _fill(target[k], v, f"{where}[{k}]")
-                elif v is not None:
-                    target[k] = _scalar(value_field, v, f"{where}[{k}]")
-        elif field.is_repeated:
-            if not isinstance(item, list):
-                raise ConversionError(f"{where}: must be a list, not {item!r}")
-            for i, v in enumerate(item):
-                if field.message_type is not None:
-                    _fill(target.add(), v, f"{where}[{i}]")
-                else:
-                    target.append(_scalar(field, v, f"{where}[{i}]"))
-        elif field.message_type is not None:
-            _fill(target, item, where)
+        here = (path, key)
+        if shape == _SCALAR:
+            setattr(msg, name, _scalar(field, item, here))
+            continue
+        target = getattr(msg, name)
+        if shape == _MESSAGE:
+            _fill(target, item, here)
             target.SetInParent()
+        elif shape == _MAP:
+            if not isinstance(item, Mapping):
+                raise ConversionError(f"{_where(here)}: must be an object (a map), not {item!r}")
+            for k, v in item.items():
+                if holds_messages:
+                    _fill(target[k], v, (here, (k,)))
+                elif v is not None:
+                    target[k] = _scalar(field, v, (here, (k,)))
         else:
-            setattr(msg, field.name, _scalar(field, item, where))
+            if not isinstance(item, list):
+                raise ConversionError(f"{_where(here)}: must be a list, not {item!r}")
+            for i, v in enumerate(item):
+                if holds_messages:
+                    _fill(target.add(), v, (here, i))
+                else:
+                    target.append(_scalar(field, v, (here, i)))
 
 
 def to_message(obj: Mapping[str, Any], cls: type[Message] | None = None) -> Message:
@@ -302,32 +340,33 @@ def to_message(obj: Mapping[str, Any], cls: type[Message] | None = None) -> Mess
     if cls is None:
         cls = message_class(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
     msg = cls()
-    _fill(msg, obj, "")
+    _fill(msg, obj, None)
     return msg
 
 
 # -- message -> JSON -------------------------------------------------------------------------------------------
 
-def _get_special(msg: Message) -> tuple[bool, Any]:
+def _get_special(msg: Message) -> Any:
+    """The JSON form of a type that has its own (``_SPECIAL``)."""
     name = msg.DESCRIPTOR.full_name
     m: Any = msg
     if name == _QUANTITY:
-        return True, m.string
+        return m.string
     if name in (_TIME, _MICRO_TIME):
         if not m.HasField("seconds") and not m.HasField("nanos"):
-            return True, None  # Go's zero time: null in JSON
+            return None  # Go's zero time: null in JSON
         when = datetime.fromtimestamp(m.seconds, UTC)
         if name == _TIME:
-            return True, when.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return True, when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{m.nanos // 1000:06d}Z"
+            return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{m.nanos // 1000:06d}Z"
     if name == _DURATION:
-        return True, _format_duration(m.duration)
+        return _format_duration(m.duration)
     if name == _INT_OR_STRING:
-        return True, m.strVal if m.type == 1 else m.intVal
+        return m.strVal if m.type == 1 else m.intVal
     if name in (_RAW_EXTENSION, _FIELDS_V1):
         raw = m.raw if name == _RAW_EXTENSION else m.Raw
-        return True, json.loads(raw) if raw else None
-    return False, None
+        return json.loads(raw) if raw else None
+    raise AssertionError(name)
 
 
 def _scalar_json(field: Any, value: Any) -> Any:
@@ -336,32 +375,38 @@ def _scalar_json(field: Any, value: Any) -> Any:
     return value
 
 
-def _to_json(msg: Message) -> Any:
-    special, value = _get_special(msg)
-    if special:
-        return value
-    desc: Any = msg.DESCRIPTOR
+@cache
+def _shapes(desc: Any) -> dict[str, tuple[str, int, Any, bool, bool]]:
+    """Per message type, once: proto name -> (JSON name, shape, scalar field, holds messages, keeps its zero)."""
     keep_zero = _keep_zero().get(desc.full_name, frozenset())
+    return {name: (key, shape, field, holds, name in keep_zero) for name, key, shape, field, holds in _plan(desc)}
+
+
+def _to_json(msg: Message) -> Any:
+    desc: Any = msg.DESCRIPTOR
+    if desc.full_name in _SPECIAL:
+        return _get_special(msg)
+    shapes = _shapes(desc)
     out: dict[str, Any] = {}
     inlined: dict[str, Any] = {}
     set_fields: Any = msg.ListFields()
     for field, v in set_fields:
-        key = _json_name(field)
-        if _is_inline(field):
-            inlined.update(_to_json(v))
-        elif _is_map(field):
-            value_field = field.message_type.fields_by_name["value"]
-            out[key] = {k: _to_json(x) if value_field.message_type is not None else _scalar_json(value_field, x)
-                        for k, x in v.items()}
-        elif field.is_repeated:
-            out[key] = [_to_json(x) if field.message_type is not None else _scalar_json(field, x) for x in v]
-        elif field.message_type is not None:
+        key, shape, scalar, holds_messages, keep_zero = shapes[field.name]
+        if shape == _SCALAR:
+            if v or keep_zero:
+                out[key] = base64.b64encode(v).decode() if scalar.type == FieldDescriptor.TYPE_BYTES else v
+        elif shape == _MESSAGE:
             converted = _to_json(v)
             if converted is not None:
                 out[key] = converted
-        elif v or field.name in keep_zero:
-            out[key] = _scalar_json(field, v)
-    return {**inlined, **out}
+        elif shape == _INLINE_KIND:
+            inlined.update(_to_json(v))
+        elif shape == _MAP:
+            out[key] = {k: _to_json(x) for k, x in v.items()} if holds_messages else {
+                k: _scalar_json(scalar, x) for k, x in v.items()}
+        else:
+            out[key] = [_to_json(x) for x in v] if holds_messages else [_scalar_json(scalar, x) for x in v]
+    return {**inlined, **out} if inlined else out
 
 
 def from_message(msg: Message, api_version: str | None = None, kind: str | None = None) -> dict[str, Any]:
