@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from embedded_api_objects import claim, resource_slice
+from embedded_api_objects import api_client_for, claim, resource_slice
 from kubernetes import client
 
 from snn_dra.api.k8s.api.resource.v1 import generated_pb2 as resource_v1
@@ -108,3 +108,22 @@ def test_protobuf_watch_streams_length_delimited_events(embedded_api_client: cli
         assert gone.metadata.name == "w1" and int(gone.metadata.resourceVersion) > int(rv)
     finally:
         watch.response.release_conn()
+
+
+def test_protobuf_watch_error_event_is_a_status(embedded_server_factory: Any) -> None:
+    api = api_client_for(embedded_server_factory(history_size=3))
+    try:
+        for i in range(6):
+            assert _call(api, "POST", SLICES, protobuf.encode(resource_slice("node-a", name=f"s{i}"))).status == 201
+        watch = _call(api, "GET", f"{SLICES}?watch=true&resourceVersion=2&timeoutSeconds=5")
+        try:
+            (error,) = _frames(watch, 1)
+            assert error.type == "ERROR"
+            unknown = _unwrap(error.object.raw)
+            assert (unknown.typeMeta.apiVersion, unknown.typeMeta.kind) == ("v1", "Status")
+            status = meta_v1.Status.FromString(unknown.raw)
+            assert (status.code, status.reason) == (410, "Expired")
+        finally:
+            watch.response.release_conn()
+    finally:
+        api.close()

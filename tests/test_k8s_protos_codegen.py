@@ -4,6 +4,8 @@ upstream generated.proto files (no Go and no network needed: the .proto files ar
 from __future__ import annotations
 
 import filecmp
+import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +37,25 @@ def test_protos_are_upstream_files_with_their_license(repo_root: Path) -> None:
     assert (repo_root / "api/k8s/proto/VERSION").read_text().strip() == "v0.37.2"
     for pkg in {p.parent for p in (repo_root / "api/k8s").rglob("generated_pb2.py")}:
         assert (pkg / "__init__.py").is_file()
+
+
+def test_zero_value_table_reads_pointers_and_omitempty_from_go_struct_tags(repo_root: Path, tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("k8s_go_fields", repo_root / "hack/k8s_go_fields.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    src = tmp_path / "types.go"
+    src.write_text(
+        "type ResourcePool struct {\n"
+        '\tName string `json:"name" protobuf:"bytes,1,opt,name=name"`\n'
+        '\tGeneration int64 `json:"generation" protobuf:"varint,2,opt,name=generation"`\n'
+        '\tNote string `json:"note,omitempty" protobuf:"bytes,3,opt,name=note"`\n'
+        '\tAllNodes *bool `json:"allNodes,omitempty" protobuf:"varint,4,opt,name=allNodes"`\n'
+        '\tItems []string `json:"items" protobuf:"bytes,5,rep,name=items"`\n'
+        '\tLocalObjectReference `json:",inline" protobuf:"bytes,6,opt,name=localObjectReference"`\n'
+        '\tNoProto string `json:"noProto"`\n'
+        "}\n")
+    assert module.fields_keeping_zero(src) == {"ResourcePool": ["name", "generation", "allNodes"]}
+    table = json.loads((repo_root / "api/k8s/go_zero_fields.json").read_text())
+    assert {"generation", "resourceSliceCount", "name"} <= set(table["k8s.io.api.resource.v1.ResourcePool"])
+    assert "generateName" not in table["k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta"]
