@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from snn_dra.driver.cel import CelCompileError, CelRuntimeError, compile_selector, device_view
+from snn_dra.driver.cel import CelCompileError, CelRuntimeError, compile_selector, device_view, lists
 
 D = "snn.dra.dev"
 DEVICE = device_view(
@@ -256,3 +256,29 @@ def test_runtime_iteration_budget_still_enforced() -> None:
     )
     with pytest.raises(CelRuntimeError, match="cost budget"):
         sel.evaluate(DEVICE)
+
+
+def test_lists_range_is_costed_by_its_size() -> None:
+    assert compile_selector("lists.range(10).all(i, i >= 0)").cost < 100
+    for expression in (
+        "lists.range(2000000).size() > 0",  # a constant beyond the limit
+        "lists.range(device.driver.size() * 1000).size() > 0",  # computed: as large as the limit allows
+        "lists.range(1000).exists(i, lists.range(1000).exists(j, i == j))",
+    ):
+        with pytest.raises(CelCompileError) as info:
+            compile_selector(expression)
+        assert info.value.reason == "too_costly"
+
+
+def test_callbacks_refuse_work_beyond_the_runtime_cost_limit() -> None:
+    """Defence in depth behind the estimate: one call never does more than 1,000,000 units of work."""
+    big = list(range(1001))
+    assert lists.sets_contains(big, big[:999])  # 1001 x 999 is within the limit
+    for call in (
+        lambda: lists.sets_contains(big, big),
+        lambda: lists.sets_intersects(big, big),
+        lambda: lists.distinct(big),
+        lambda: lists.lists_range(1_000_001),
+    ):
+        with pytest.raises(lists.CelLibraryError, match="actual cost limit exceeded"):
+            call()

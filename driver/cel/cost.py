@@ -22,6 +22,7 @@ MAX_DOMAINS = 32
 MAX_ENTRIES = 32
 MAX_STRING = 64
 MAX_DRIVER = 63
+MAX_RANGE = 1_000_000  # lists.range(n) of a computed n: as large as the runtime limit lets it be
 DEVICE_FIELDS = ("driver", "attributes", "capacity", "allowMultipleAllocations")
 OPAQUE_TYPES = ("kubernetes.Quantity", "kubernetes.Semver", "net.IP", "net.CIDR", "net.URL")
 
@@ -210,6 +211,11 @@ class _Walker:
             return cost + 1 + args[0].size * args[1].size, Shape()
         if fn in ("indexOf", "lastIndexOf") and subject.elem is not None:
             return cost + 1 + subject.size, Shape()  # a list: one comparison per element
+        if fn == "lists.range" and len(call.args) == 1:
+            n = call.args[0]
+            const = n.const_expr.int64_value if n.WhichOneof("expr_kind") == "const_expr" else None
+            size = const if const is not None and const >= 0 else MAX_RANGE
+            return cost + 1 + size, Shape(size, elem=Shape())
         if fn in _LIST_SCAN:
             container = args[-1] if fn == "@in" and args else subject
             return cost + 1 + container.size, container.elem or Shape()

@@ -12,10 +12,20 @@ from collections.abc import Sequence
 from typing import Any
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Upstream's runtime cost limit for a selector (CELSelectorExpressionMaxCost). A callback whose own work would
+# exceed it fails as upstream's evaluation is cancelled, instead of running (or allocating) without bound.
+MAX_CALL_COST = 1_000_000
+COST_EXCEEDED = "operation cancelled: actual cost limit exceeded"
 
 
 class CelLibraryError(ValueError):
     """A library function failed at evaluation (empty list for min/max, mixed types, overflow)."""
+
+
+def charge(cost: int) -> None:
+    """Refuse a call whose work alone exceeds the runtime cost limit (an approximation: per call, not summed)."""
+    if cost > MAX_CALL_COST:
+        raise CelLibraryError(COST_EXCEEDED)
 
 
 def _kind(v: Any) -> str:
@@ -89,6 +99,7 @@ def last_index_of(items: Sequence[Any], value: Any) -> int:
 
 def sets_contains(items: Sequence[Any], sub: Sequence[Any]) -> bool:
     """Every element of ``sub`` is in ``items`` (an empty ``sub`` is contained in anything)."""
+    charge(len(items) * len(sub))
     return all(any(cel_equal(x, y) for x in items) for y in sub)
 
 
@@ -98,6 +109,7 @@ def sets_equivalent(a: Sequence[Any], b: Sequence[Any]) -> bool:
 
 
 def sets_intersects(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    charge(len(a) * len(b))
     return any(cel_equal(x, y) for x in a for y in b)
 
 
@@ -105,11 +117,13 @@ def sets_intersects(a: Sequence[Any], b: Sequence[Any]) -> bool:
 
 
 def lists_range(n: int) -> list[int]:
+    charge(n)
     return list(range(n))
 
 
 def distinct(items: Sequence[Any]) -> list[Any]:
     """Elements in order of first appearance, duplicates (by CEL equality) dropped."""
+    charge(len(items) * len(items))
     out: list[Any] = []
     for v in items:
         if not any(cel_equal(v, seen) for seen in out):
