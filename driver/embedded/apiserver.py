@@ -440,10 +440,16 @@ class ApiServerApp:
         if not isinstance(opts, dict) or not isinstance(opts.get("preconditions") or {}, dict):
             raise BadRequest("the DeleteOptions body must be an object (preconditions an object too)")
         pre = opts.get("preconditions") or {}
+        grace = opts.get("gracePeriodSeconds")
+        grace = request.query.get("gracePeriodSeconds") if grace is None else grace
+        try:
+            grace_period = None if grace is None else int(grace)
+        except (TypeError, ValueError):
+            raise BadRequest(f"gracePeriodSeconds must be an integer number of seconds, not {grace!r}") from None
         obj = self.store.delete(info.plural, namespace, name, uid=pre.get("uid"),
                                 resource_version=pre.get("resourceVersion"),
                                 propagation=opts.get("propagationPolicy") or request.query.get("propagationPolicy"),
-                                dry_run=self._dry_run(request, opts))
+                                dry_run=self._dry_run(request, opts), grace_period=grace_period)
         pending = bool(obj["metadata"].get("finalizers")) and bool(obj["metadata"].get("deletionTimestamp"))
         return self._respond(request, info, obj, 202 if pending else 200)
 

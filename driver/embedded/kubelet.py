@@ -334,6 +334,7 @@ class KubeletEmulator:
         """Run until cancelled: registry watcher, pod/claim watches, reconciler."""
         self._loop = asyncio.get_running_loop()
         self._dirty = asyncio.Event()
+        self.store.kubelet_nodes.add(self.node_name)  # from now on its pods terminate gracefully, through us
         tasks = [
             asyncio.create_task(self._watch_registry(), name="registry"),
             asyncio.create_task(self._watch("pods", f"spec.nodeName={self.node_name}"), name="pods"),
@@ -343,6 +344,7 @@ class KubeletEmulator:
         try:
             await asyncio.gather(*tasks)
         finally:
+            self.store.kubelet_nodes.discard(self.node_name)
             for t in [*tasks, *self._health_tasks.values()]:
                 t.cancel()
             await asyncio.gather(*tasks, *self._health_tasks.values(), return_exceptions=True)
@@ -654,7 +656,23 @@ class KubeletEmulator:
         retry = await self._unprepare_unused()
         if retry is not None:
             next_wake = retry if next_wake is None else min(next_wake, retry)
+        self._finish_terminated()
         return next_wake
+
+    def _finish_terminated(self) -> None:
+        """Pods being deleted whose containers stopped and whose claims are unprepared: delete them for good.
+
+        Containers stop at once here (there are no processes); what a pod waits for is the unprepare of the
+        claims only it used, as a kubelet releases a pod's resources before it removes the pod (grace 0).
+        """
+        with self._cond:
+            if any(c.devices and not c.pods for c in self._claims.values()):
+                return  # an unprepare is still pending (or failed and will be retried)
+            done = [s.pod for s in self._pods.values() if s.pod["metadata"].get("deletionTimestamp")]
+        for pod in done:
+            meta = pod["metadata"]
+            with contextlib.suppress(ApiError):  # gone already, or replaced by a new pod of that name
+                self.store.delete("pods", meta.get("namespace"), meta["name"], uid=meta.get("uid"), grace_period=0)
 
     async def _reconcile_pod(self, key: str, state: _PodState, now: float) -> float | None:
         """Prepare one pod if it needs it; returns when to look at it again (None: on the next change)."""
@@ -662,7 +680,10 @@ class KubeletEmulator:
         if pod.get("status", {}).get("phase") in _TERMINAL_PHASES:
             self._release_claims(pod["metadata"].get("uid", ""))  # finished pods no longer need devices
             return None
-        if state.running or pod["metadata"].get("deletionTimestamp"):
+        if pod["metadata"].get("deletionTimestamp"):
+            self._release_claims(pod["metadata"].get("uid", ""))  # its containers stop: claims unprepare next
+            return None
+        if state.running:
             return None
         if state.next_attempt > now:
             return state.next_attempt

@@ -20,7 +20,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from snn_dra.driver.embedded import managedfields, paging, patches, typeschema
@@ -62,12 +62,19 @@ _UPDATE_ATTEMPTS = 20
 """How often an update computed outside the lock is recomputed when another write beat it."""
 FUTURE_RESOURCE_VERSION_WAIT = 3.0
 """How long a watch from a resourceVersion the store has not reached waits for it (upstream's watch cache: 3 s)."""
+NAMESPACE_FINALIZER = "kubernetes"
+"""``spec.finalizers`` of every namespace: the namespace controller removes it once the content is gone."""
+DEFAULT_POD_GRACE_SECONDS = 30
 _INITIAL_END = "INITIAL_END"  # queue marker: the watch-list's initial events are all out
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # upstream generateName alphabet (no vowels, no confusables)
 
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rfc3339_in(seconds: int) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 
@@ -147,6 +154,8 @@ class Store:
         # owner uid -> the (resource, key) of its dependents, so garbage collection never walks the whole store
         self._dependents: dict[str, set[tuple[str, tuple[str, str]]]] = {}
         self.future_rv_wait = FUTURE_RESOURCE_VERSION_WAIT
+        self.kubelet_nodes: set[str] = set()
+        """Nodes whose kubelet (emulation) runs: their pods terminate gracefully (see ``delete``)."""
         for ns in namespaces:
             self.create("namespaces", {"metadata": {"name": ns}})
 
@@ -396,8 +405,13 @@ class Store:
                     return copy.deepcopy(old)  # no-op update: no new resourceVersion, no event (as upstream)
                 if dry_run:
                     return copy.deepcopy(new)
-                if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-                    return self._remove(info, new, propagation=None)
+                if (new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers")
+                        and not new["metadata"].get("deletionGracePeriodSeconds") and resource != "namespaces"):
+                    return self._remove(info, new, propagation=None)  # the last finalizer went
+                if resource == "namespaces" and new["metadata"].get("deletionTimestamp"):
+                    out = self._commit(info, "MODIFIED", new, old)
+                    self._finish_namespace(new["metadata"]["name"])
+                    return out
                 self._unchecked.discard(new["metadata"]["uid"])  # it passed validation just now
                 return self._commit(info, "MODIFIED", new, old)
         raise Conflict.stale(resource, info.group, name)
@@ -535,8 +549,16 @@ class Store:
                            managed=applied.managed_fields)
 
     def delete(self, resource: str, namespace: str | None, name: str, *, uid: str | None = None,
-               resource_version: str | None = None, propagation: str | None = None, dry_run: bool = False) -> Obj:
-        """Delete (or, with finalizers, mark for deletion). Returns the object as deleted or marked."""
+               resource_version: str | None = None, propagation: str | None = None, dry_run: bool = False,
+               grace_period: int | None = None) -> Obj:
+        """Delete (or, with finalizers, mark for deletion). Returns the object as deleted or marked.
+
+        Namespaces and pods go as on a cluster. A namespace turns Terminating, its content is deleted, and it
+        goes once the last object in it has gone (``_finish_namespace``). A pod bound to a node whose kubelet
+        runs (``kubelet_nodes``) gets ``deletionTimestamp`` and ``deletionGracePeriodSeconds`` (``grace_period``,
+        else its ``terminationGracePeriodSeconds``, else 30) and stays until that kubelet stopped it, released
+        its claims and deletes it with grace 0; other pods go at once (nothing would ever stop them).
+        """
         info = self.info(resource)
         if resource == "namespaces" and name in IMMORTAL_NAMESPACES:
             raise Forbidden.of(resource, info.group, name, "this namespace may not be deleted")
@@ -547,15 +569,76 @@ class Store:
             self._check_preconditions(info, old, uid, resource_version)
             if dry_run:
                 return copy.deepcopy(old)
+            if resource == "namespaces":
+                return self._terminate_namespace(info, old)
+            if resource == "pods":
+                grace = self._pod_grace(old, grace_period)
+                if grace > 0:
+                    if old["metadata"].get("deletionTimestamp"):
+                        return copy.deepcopy(old)  # already terminating: the kubelet finishes it
+                    marked = copy.deepcopy(old)
+                    marked["metadata"]["deletionTimestamp"] = _rfc3339_in(grace)
+                    marked["metadata"]["deletionGracePeriodSeconds"] = grace
+                    return self._commit(info, "MODIFIED", marked, old)
             if old["metadata"].get("finalizers"):
                 if old["metadata"].get("deletionTimestamp"):
-                    return copy.deepcopy(old)
+                    if not old["metadata"].get("deletionGracePeriodSeconds"):
+                        return copy.deepcopy(old)
+                    marked = copy.deepcopy(old)  # a graceful pod stopped: now only its finalizers keep it
+                    marked["metadata"]["deletionGracePeriodSeconds"] = 0
+                    return self._commit(info, "MODIFIED", marked, old)
                 marked = copy.deepcopy(old)
                 marked["metadata"]["deletionTimestamp"] = now_rfc3339()
                 marked["metadata"]["deletionGracePeriodSeconds"] = 0
                 marked["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
                 return self._commit(info, "MODIFIED", marked, old)
             return self._remove(info, copy.deepcopy(old), propagation)
+
+    def _pod_grace(self, pod: Obj, grace_period: int | None) -> int:
+        """Seconds of graceful termination a deletion gives ``pod`` (0: it goes at once)."""
+        node = (pod.get("spec") or {}).get("nodeName") if isinstance(pod.get("spec"), dict) else None
+        if not node or node not in self.kubelet_nodes:
+            return 0
+        if grace_period is not None:
+            return max(0, int(grace_period))
+        spec_grace = pod["spec"].get("terminationGracePeriodSeconds")
+        current = pod["metadata"].get("deletionGracePeriodSeconds")
+        if isinstance(current, int) and pod["metadata"].get("deletionTimestamp"):
+            return current
+        return spec_grace if isinstance(spec_grace, int) and spec_grace >= 0 else DEFAULT_POD_GRACE_SECONDS
+
+    def _terminate_namespace(self, info: ResourceInfo, old: Obj) -> Obj:
+        """Namespace deletion: Terminating, its content deleted; it goes once empty (under the lock)."""
+        ns = old["metadata"]["name"]
+        marked = old
+        if not old["metadata"].get("deletionTimestamp"):
+            marked = copy.deepcopy(old)
+            marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+            marked["metadata"]["deletionGracePeriodSeconds"] = 0
+            marked.setdefault("status", {})["phase"] = "Terminating"
+            self._commit(info, "MODIFIED", marked, old)
+        for resource, objs in self._objs.items():
+            if RESOURCES[resource].namespaced:
+                for key in [k for k in objs if k[0] == ns]:
+                    self._delete_quietly(resource, key)
+        self._finish_namespace(ns)
+        return copy.deepcopy(marked)
+
+    def _finish_namespace(self, ns: str) -> None:
+        """Remove a Terminating namespace once nothing is left in it (the namespace controller's last step)."""
+        nsobj = self._objs["namespaces"].get(("", ns))
+        if nsobj is None or not nsobj["metadata"].get("deletionTimestamp"):
+            return
+        for resource, objs in self._objs.items():
+            if RESOURCES[resource].namespaced and any(k[0] == ns for k in objs):
+                return
+        if nsobj["metadata"].get("finalizers"):
+            return  # metadata finalizers are their owners' to remove
+        done = copy.deepcopy(nsobj)
+        spec = done.get("spec")
+        if isinstance(spec, dict) and isinstance(spec.get("finalizers"), list):
+            spec["finalizers"] = [f for f in spec["finalizers"] if f != NAMESPACE_FINALIZER]
+        self._remove(RESOURCES["namespaces"], done, None)
 
     def delete_collection(self, resource: str, namespace: str | None = None, label_selector: str = "",
                           field_selector: str = "", *, dry_run: bool = False) -> ObjList:
@@ -725,6 +808,9 @@ class Store:
             obj["status"] = {"phase": "Pending"}
         elif info.plural == "namespaces":
             obj["status"] = {"phase": "Active"}
+            spec = obj.setdefault("spec", {})
+            if isinstance(spec, dict) and "finalizers" not in spec:
+                spec["finalizers"] = [NAMESPACE_FINALIZER]
             labels = meta.get("labels")
             if labels is None:
                 labels = meta["labels"] = {}
@@ -832,14 +918,10 @@ class Store:
     def _remove(self, info: ResourceInfo, obj: Obj, propagation: str | None) -> Obj:
         uid = obj["metadata"]["uid"]
         out = self._commit(info, "DELETED", obj, None)
-        if info.plural == "namespaces":
-            ns = obj["metadata"]["name"]
-            for resource, objs in self._objs.items():
-                if RESOURCES[resource].namespaced:
-                    for key in [k for k in objs if k[0] == ns]:
-                        self._delete_quietly(resource, key)
         if propagation != "Orphan":
             self._collect_garbage(uid)
+        if info.namespaced:
+            self._finish_namespace(obj["metadata"].get("namespace") or "")
         return out
 
     def _delete_quietly(self, resource: str, key: tuple[str, str]) -> None:
