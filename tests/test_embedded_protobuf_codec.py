@@ -73,8 +73,26 @@ TAINT_RULE = {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceTaintRule", "me
               "spec": {"deviceSelector": {"driver": "snn.dra.dev", "pool": "node-a", "device": "chip-0"},
                        "taint": {"key": "snn.dra.dev/maintenance", "value": "x", "effect": "NoExecute"}}}
 
-OBJECTS = [TAINT_RULE, *_manifests(), *_node_slices(), POD, EVENT, ALLOCATED, node("node-a"), resource_slice("node-a"),
-           device_class(), claim("c2", allocationMode="All"),
+MORE_KINDS = [
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "snn-dra"},
+     "data": {"a": "1", "empty": ""}, "binaryData": {"blob": "AAEC"}, "immutable": False},
+    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa", "namespace": "snn-dra"},
+     "automountServiceAccountToken": False},
+    {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q", "namespace": "snn-dra"},
+     "spec": {"hard": {"pods": "10"}, "scopeSelector": {"matchExpressions": [
+         {"scopeName": "PriorityClass", "operator": "In", "values": ["system-node-critical"]}]}}},
+    {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "snn-dra-critical"},
+     "value": 0, "preemptionPolicy": "Never"},  # value has no omitempty: its zero stays
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r", "namespace": "snn-dra"},
+     "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "watch"]}]},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+     "metadata": {"name": "rb", "namespace": "snn-dra"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+     "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "snn-dra"}]},
+]
+
+OBJECTS = [TAINT_RULE, *MORE_KINDS, *_manifests(), *_node_slices(), POD, EVENT, ALLOCATED, node("node-a"),
+           resource_slice("node-a"), device_class(), claim("c2", allocationMode="All"),
            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a", "labels": {"a": "b"}}}]
 
 
