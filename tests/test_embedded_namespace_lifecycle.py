@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,12 @@ def test_namespace_terminates_then_goes_once_empty(api: client.ApiClient) -> Non
     marked = json.loads(core.delete_namespace("team", _preload_content=False).data)
     assert marked["status"]["phase"] == "Terminating" and marked["metadata"]["deletionTimestamp"]
     assert core.read_namespace("team").status.phase == "Terminating"  # the claim's finalizer holds it
-    assert [c.metadata.name for c in res.list_namespaced_resource_claim("team").items] == ["held"]
+    deadline = time.monotonic() + 10  # the namespace controller deletes the content after a moment
+    while len(res.list_namespaced_resource_claim("team").items) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    remaining = res.list_namespaced_resource_claim("team").items
+    assert [c.metadata.name for c in remaining] == ["held"]
+    assert remaining[0].metadata.deletion_timestamp is not None
     with pytest.raises(ApiException) as exc:
         res.create_namespaced_resource_claim("team", claim("late", "team"))
     assert exc.value.status == 403 and "because it is being terminated" in exc.value.body

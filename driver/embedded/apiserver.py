@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 _UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 _DEFAULT_WATCH_TIMEOUT = 1800.0
+NAMESPACE_CONTROLLER_DELAY = 1.0
+"""Seconds until the content of a deleted namespace is deleted (a namespace controller's usual reaction time)."""
 REQUEST_WORKERS = 4
 """Threads that decode, validate, store and encode; requests beyond that queue (the event loop stays free)."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -80,6 +82,20 @@ def _wants_table(request: web.Request) -> bool:
     accept = request.headers.get("Accept", "")
     return any("as=Table" in part and "g=meta.k8s.io" in part and "v=v1" in part.replace("v=v1beta1", "")
                for part in accept.split(","))
+
+
+_STREAMING_SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward", "proxy"})
+
+
+def _no_streaming(sub: str, namespace: str, name: str) -> str:
+    """Why ``kubectl logs/exec/attach/port-forward`` cannot work here, and what to use instead."""
+    what = {"log": "logs", "exec": "exec", "attach": "attach", "portforward": "port-forward",
+            "proxy": "proxy"}[sub]
+    return (f"pods/{sub} of {namespace}/{name}: kubectl {what} cannot work on the embedded cluster: its kubelet "
+            "emulation prepares the pod's DRA claims and reports it Running, but starts no containers, so there "
+            "are no processes to read logs from, exec into or forward ports to. Check what the pod received "
+            "with `kubectl get pod -o yaml` and `snn-dra status`; run real workloads on a real cluster "
+            "(hack/local-cluster.sh starts one).")
 
 
 def _field_manager(request: web.Request) -> str:
@@ -307,6 +323,8 @@ class ApiServerApp:
         else:
             if sub == "binding" and plural == "pods" and m == "POST":
                 return self._bind(request, namespace or "", name, raw)
+            if plural == "pods" and sub in _STREAMING_SUBRESOURCES:
+                raise BadRequest(_no_streaming(sub, namespace or "", name))
             if sub not in (None, "status"):
                 raise NotFound.path(request.path)
             if m == "GET":
@@ -543,7 +561,10 @@ class EmbeddedApiServer:
                              "(use 127.0.0.1)")
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
-        self.store = store or Store(profile, feature_gates, history_size=history_size)
+        if store is None:
+            store = Store(profile, feature_gates, history_size=history_size)
+            store.namespace_controller_delay = NAMESPACE_CONTROLLER_DELAY
+        self.store = store
         self.token = token or secrets.token_urlsafe(32)
         self._own_dir = state_dir is None
         self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="snn-dra-apiserver-"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RESOURCE_GROUP = "resource.k8s.io"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+ADMISSION_GROUP = "admissionregistration.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,34 @@ RESOURCES: dict[str, ResourceInfo] = {r.plural: r for r in (
     ResourceInfo("resourceslices", "resourceslice", "ResourceSlice", RESOURCE_GROUP, "v1", False, False,
                  _META | {"spec.nodeName", "spec.driver", "spec.pool.name"}),
     ResourceInfo("devicetaintrules", "devicetaintrule", "DeviceTaintRule", RESOURCE_GROUP, "v1", False, True, _META),
+    # What `kubectl apply -k deploy/base` (and its overlays) creates: stored and served with their upstream schemas
+    # (``STRUCTURAL_ONLY``), so the real install path runs offline. No controller acts on them here (a DaemonSet
+    # starts no pods; the plugin runs as a process of `snn-dra cluster up`).
+    ResourceInfo("serviceaccounts", "serviceaccount", "ServiceAccount", "", "v1", True, False, _META, ("sa",)),
+    ResourceInfo("configmaps", "configmap", "ConfigMap", "", "v1", True, False, _META, ("cm",)),
+    ResourceInfo("resourcequotas", "resourcequota", "ResourceQuota", "", "v1", True, True, _META, ("quota",)),
+    ResourceInfo("clusterroles", "clusterrole", "ClusterRole", RBAC_GROUP, "v1", False, False, _META,
+                 name_rule="path"),
+    ResourceInfo("clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", RBAC_GROUP, "v1", False, False,
+                 _META, name_rule="path"),
+    ResourceInfo("roles", "role", "Role", RBAC_GROUP, "v1", True, False, _META, name_rule="path"),
+    ResourceInfo("rolebindings", "rolebinding", "RoleBinding", RBAC_GROUP, "v1", True, False, _META,
+                 name_rule="path"),
+    ResourceInfo("daemonsets", "daemonset", "DaemonSet", "apps", "v1", True, True, _META, ("ds",),
+                 categories=("all",)),
+    ResourceInfo("priorityclasses", "priorityclass", "PriorityClass", "scheduling.k8s.io", "v1", False, False, _META,
+                 ("pc",)),
+    ResourceInfo("validatingadmissionpolicies", "validatingadmissionpolicy", "ValidatingAdmissionPolicy",
+                 ADMISSION_GROUP, "v1", False, True, _META, categories=("api-extensions",)),
+    ResourceInfo("validatingadmissionpolicybindings", "validatingadmissionpolicybinding",
+                 "ValidatingAdmissionPolicyBinding", ADMISSION_GROUP, "v1", False, False, _META,
+                 categories=("api-extensions",)),
 )}
+
+STRUCTURAL_ONLY = frozenset({"serviceaccounts", "configmaps", "resourcequotas", "clusterroles", "clusterrolebindings",
+                             "roles", "rolebindings", "daemonsets", "priorityclasses", "validatingadmissionpolicies",
+                             "validatingadmissionpolicybindings"})
+"""Kinds checked against their upstream schema and metadata rules only (no semantic validation is ported)."""
 
 
 # Field selectors added after 1.34: (resource, field) -> first Kubernetes version that accepts it.

@@ -40,10 +40,11 @@ from snn_dra.driver.embedded.errors import (
 from snn_dra.driver.embedded.listoptions import INITIAL_EVENTS_END
 from snn_dra.driver.embedded.metavalidation import validate_metadata
 from snn_dra.driver.embedded.profiles import Profile, drop_disabled_fields, resolve_profile, served_resources
-from snn_dra.driver.embedded.resources import RESOURCE_GROUP, RESOURCES, ResourceInfo
+from snn_dra.driver.embedded.resources import RESOURCE_GROUP, RESOURCES, STRUCTURAL_ONLY, ResourceInfo
 from snn_dra.driver.embedded.selectors import parse_field_selector, parse_label_selector
 from snn_dra.driver.validation import validate_object
 from snn_dra.driver.validation.errors import CauseType, FieldError
+from snn_dra.driver.validation.structural import validate_structure
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,10 @@ class Store:
         # owner uid -> the (resource, key) of its dependents, so garbage collection never walks the whole store
         self._dependents: dict[str, set[tuple[str, tuple[str, str]]]] = {}
         self.future_rv_wait = FUTURE_RESOURCE_VERSION_WAIT
+        self.namespace_controller_delay: float | None = None
+        """Seconds before a deleted namespace's content is deleted (None: within the delete call). The API server
+        sets a delay, as a namespace controller reacts after the request: clients may still delete that content
+        themselves meanwhile (``kubectl delete -k`` does)."""
         self.kubelet_nodes: set[str] = set()
         """Nodes whose kubelet (emulation) runs: their pods terminate gracefully (see ``delete``)."""
         for ns in namespaces:
@@ -617,12 +622,25 @@ class Store:
             marked["metadata"]["deletionGracePeriodSeconds"] = 0
             marked.setdefault("status", {})["phase"] = "Terminating"
             self._commit(info, "MODIFIED", marked, old)
-        for resource, objs in self._objs.items():
-            if RESOURCES[resource].namespaced:
-                for key in [k for k in objs if k[0] == ns]:
-                    self._delete_quietly(resource, key)
-        self._finish_namespace(ns)
+        if self.namespace_controller_delay is None:
+            self._clean_namespace(ns)
+        else:
+            timer = threading.Timer(self.namespace_controller_delay, self._clean_namespace, args=(ns,))
+            timer.daemon = True
+            timer.start()
         return copy.deepcopy(marked)
+
+    def _clean_namespace(self, ns: str) -> None:
+        """The namespace controller's pass: delete what is in a Terminating namespace, then finish it if empty."""
+        with self._lock:
+            nsobj = self._objs["namespaces"].get(("", ns))
+            if nsobj is None or not nsobj["metadata"].get("deletionTimestamp"):
+                return
+            for resource, objs in self._objs.items():
+                if RESOURCES[resource].namespaced:
+                    for key in [k for k in objs if k[0] == ns]:
+                        self._delete_quietly(resource, key)
+            self._finish_namespace(ns)
 
     def _finish_namespace(self, ns: str) -> None:
         """Remove a Terminating namespace once nothing is left in it (the namespace controller's last step)."""
@@ -878,6 +896,8 @@ class Store:
             raise Invalid(info.kind, info.group, meta.get("name") or meta.get("generateName") or "", unique)
 
     def _rules(self, info: ResourceInfo, obj: Obj, old: Obj | None) -> FieldErrors:
+        if info.plural in STRUCTURAL_ONLY:
+            return validate_structure(obj, self.profile.version)
         if self._validator is not None and info.group == RESOURCE_GROUP:
             return self._validator(obj, old, self.profile.version)
         # The effective gates, so --feature-gates overrides reach every gate-dependent rule.
