@@ -42,6 +42,7 @@ from snn_dra.driver.validation.common import (
     validate_uuid,
 )
 from snn_dra.driver.validation.errors import CauseType, FieldError
+from snn_dra.driver.validation.nodeselector import validate_node_selector
 from snn_dra.driver.validation.selectors import (
     stored_parameters,
     validate_config_entry,
@@ -408,6 +409,8 @@ def validate_allocation(
 
     for i, cfg in enumerate(configs):
         errs.extend(validate_config_entry(cfg, index(child(dpath, "config"), i), stored, extra=source_and_refs))
+    if allocation.get("nodeSelector") is not None:
+        errs.extend(validate_node_selector(allocation["nodeSelector"], child(path, "nodeSelector")))
     return errs
 
 

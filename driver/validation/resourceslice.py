@@ -57,6 +57,7 @@ from snn_dra.driver.validation.common import (
     validate_quantity,
 )
 from snn_dra.driver.validation.errors import CauseType, FieldError
+from snn_dra.driver.validation.nodeselector import validate_node_selector
 
 PROFILES: Final = ("1.34", "1.35", "1.36", "1.37")
 
@@ -279,7 +280,7 @@ def _validate_node_selection(spec: Mapping[str, Any], path: str) -> list[FieldEr
         if spec.get(flag) is False:
             errs.append(invalid(child(path, flag), False, "must be either unset or set to true"))
     if "nodeSelector" in present:
-        errs.extend(_validate_node_selector(spec["nodeSelector"], child(path, "nodeSelector")))
+        errs.extend(_validate_node_selector(spec["nodeSelector"], child(path, "nodeSelector"), one_term=True))
     if not present:
         errs.append(
             required(
@@ -299,14 +300,17 @@ def _validate_node_selection(spec: Mapping[str, Any], path: str) -> list[FieldEr
     return errs
 
 
-def _validate_node_selector(selector: Any, path: str) -> list[FieldError]:
+def _validate_node_selector(selector: Any, path: str, *, one_term: bool) -> list[FieldError]:
+    """The core/v1 rules (label keys and values, operators); a slice's own selector also has exactly one term
+    (which keeps merging the selectors of devices allocated from several slices simple)."""
+    errs = validate_node_selector(selector, path)
     if not isinstance(selector, Mapping):
-        return [type_invalid(path, selector, "a NodeSelector object")]
+        return errs
     terms = selector.get("nodeSelectorTerms")
-    if not isinstance(terms, list) or len(terms) != 1:
-        n = len(terms) if isinstance(terms, list) else 0
-        return [invalid(child(path, "nodeSelectorTerms"), n, "must have exactly one node selector term")]
-    return []
+    n = len(terms) if isinstance(terms, list) else 0
+    if one_term and n != 1:
+        errs.append(invalid(child(path, "nodeSelectorTerms"), n, "must have exactly one node selector term"))
+    return errs
 
 
 def _validate_counter_sets(counter_sets: list[Any], path: str, m: int, errs: list[FieldError]) -> dict[str, set[str]]:
@@ -652,7 +656,7 @@ def _validate_device_nodes(device: Mapping[str, Any], path: str, per_device_node
         else:
             errs.append(required(path, msg))
     elif "nodeSelector" in present:
-        errs.extend(_validate_node_selector(device["nodeSelector"], child(path, "nodeSelector")))
+        errs.extend(_validate_node_selector(device["nodeSelector"], child(path, "nodeSelector"), one_term=False))
     return errs
 
 

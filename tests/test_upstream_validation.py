@@ -1,0 +1,176 @@
+"""Rows of upstream's resource.k8s.io validation tables, sent through the official client to the embedded server.
+
+Each row is a case from Kubernetes' ``pkg/apis/resource/validation`` tests (facts carried over, written as our
+own rows): the object is created with ``kubernetes.client`` over HTTPS and the server must refuse it with 422
+and the same field path, or accept it. The server is shared by the module; every row uses fresh object names.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from embedded_api_objects import api_client_for
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from snn_dra.driver.embedded.apiserver import EmbeddedApiServer
+
+DRIVER = "snn.dra.dev"
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[client.ApiClient]:
+    srv = EmbeddedApiServer(state_dir=Path(tmp_path_factory.mktemp("upstream-validation")), profile="1.37").start()
+    api_client = api_client_for(srv)
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+        srv.stop()
+
+
+def _slice(**spec: Any) -> dict[str, Any]:
+    name = f"s{next(_names)}"
+    body: dict[str, Any] = {
+        "driver": DRIVER,
+        "pool": {"name": name, "generation": 1, "resourceSliceCount": 1},
+        "devices": [{"name": "d0"}],
+    }
+    body.update(spec)
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice", "metadata": {"name": name}, "spec": body}
+
+
+def _create_slice(api: client.ApiClient, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """[] when the server stored the slice, else the 422's causes."""
+    res = client.ResourceV1Api(api)
+    try:
+        res.create_resource_slice(body)
+    except ApiException as e:
+        assert e.status == 422, e.body
+        causes: list[dict[str, Any]] = json.loads(e.body)["details"]["causes"]
+        return causes
+    res.delete_resource_slice(body["metadata"]["name"])
+    return []
+
+
+def _expr(key: str = "example.com/rack", operator: str = "In", values: list[str] | None = None) -> dict[str, Any]:
+    req: dict[str, Any] = {"key": key, "operator": operator}
+    if values is not None:
+        req["values"] = values
+    return req
+
+
+def _selector(*exprs: dict[str, Any], fields: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    term: dict[str, Any] = {"matchExpressions": list(exprs)}
+    if fields:
+        term["matchFields"] = fields
+    return {"nodeSelectorTerms": [term]}
+
+
+NS = "spec.nodeSelector.nodeSelectorTerms[0]"
+
+# (id, nodeSelector, expected error fields; [] = accepted)
+NODE_SELECTOR_ROWS: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("valid-in", _selector(_expr(values=["r1", "r-2.b_c"])), []),
+    ("valid-exists", _selector(_expr(operator="Exists")), []),
+    ("valid-gt", _selector(_expr(operator="Gt", values=["5"])), []),
+    ("valid-field", _selector(fields=[_expr("metadata.name", "In", ["node-a"])]), []),
+    ("value-not-a-label-value", _selector(_expr(values=["has space"])), [f"{NS}.matchExpressions[0].values[0]"]),
+    ("value-slash", _selector(_expr(values=["ok", "a/b"])), [f"{NS}.matchExpressions[0].values[1]"]),
+    ("value-too-long", _selector(_expr(values=["a" * 64])), [f"{NS}.matchExpressions[0].values[0]"]),
+    ("value-leading-dash", _selector(_expr(values=["-abc"])), [f"{NS}.matchExpressions[0].values[0]"]),
+    ("in-without-values", _selector(_expr(values=[])), [f"{NS}.matchExpressions[0].values"]),
+    ("exists-with-values", _selector(_expr(operator="Exists", values=["x"])), [f"{NS}.matchExpressions[0].values"]),
+    ("gt-two-values", _selector(_expr(operator="Gt", values=["1", "2"])), [f"{NS}.matchExpressions[0].values"]),
+    ("bad-operator", _selector(_expr(operator="Like", values=["x"])), [f"{NS}.matchExpressions[0].operator"]),
+    ("bad-key", _selector(_expr(key="bad key", values=["x"])), [f"{NS}.matchExpressions[0].key"]),
+    ("field-bad-key", _selector(fields=[_expr("metadata.uid", "In", ["x"])]), [f"{NS}.matchFields[0].key"]),
+    (
+        "field-two-values",
+        _selector(fields=[_expr("metadata.name", "In", ["a", "b"])]),
+        [f"{NS}.matchFields[0].values"],
+    ),
+    (
+        "field-bad-node-name",
+        _selector(fields=[_expr("metadata.name", "In", ["A_b"])]),
+        [f"{NS}.matchFields[0].values[0]"],
+    ),
+    ("no-terms", {"nodeSelectorTerms": []}, ["spec.nodeSelector.nodeSelectorTerms"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("selector", "fields"), [r[1:] for r in NODE_SELECTOR_ROWS], ids=[r[0] for r in NODE_SELECTOR_ROWS]
+)
+def test_slice_node_selector(api: client.ApiClient, selector: dict[str, Any], fields: list[str]) -> None:
+    causes = _create_slice(api, _slice(nodeSelector=selector))
+    assert sorted({c["field"] for c in causes}) == sorted(set(fields)), causes
+    for c in causes:
+        if c["field"].endswith("]") and ".values[" in c["field"]:
+            assert c["reason"] == "FieldValueInvalid"
+
+
+def test_slice_node_selector_two_terms_is_refused(api: client.ApiClient) -> None:
+    sel = _selector(_expr(values=["a"]))
+    sel["nodeSelectorTerms"].append(copy.deepcopy(sel["nodeSelectorTerms"][0]))
+    causes = _create_slice(api, _slice(nodeSelector=sel))
+    assert [c["field"] for c in causes] == ["spec.nodeSelector.nodeSelectorTerms"]
+    assert "exactly one node selector term" in causes[0]["message"]
+
+
+def test_device_node_selector_may_have_several_terms_but_valid_values(api: client.ApiClient) -> None:
+    good = _selector(_expr(values=["a"]))
+    good["nodeSelectorTerms"].append({"matchExpressions": [_expr(values=["b"])]})
+    ok = _slice(perDeviceNodeSelection=True, devices=[{"name": "d0", "nodeSelector": good}])
+    assert _create_slice(api, ok) == []
+    bad = copy.deepcopy(good)
+    bad["nodeSelectorTerms"][1]["matchExpressions"][0]["values"] = ["not valid!"]
+    causes = _create_slice(api, _slice(perDeviceNodeSelection=True, devices=[{"name": "d0", "nodeSelector": bad}]))
+    assert [c["field"] for c in causes] == [
+        "spec.devices[0].nodeSelector.nodeSelectorTerms[1].matchExpressions[0].values[0]"
+    ]
+    assert "label value" in causes[0]["message"]
+
+
+def _claim(name: str, namespace: str = "default", **request: Any) -> dict[str, Any]:
+    exactly: dict[str, Any] = {"deviceClassName": "snn-core", **request}
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"devices": {"requests": [{"name": "r", "exactly": exactly}]}},
+    }
+
+
+def _allocation(node_selector: dict[str, Any]) -> dict[str, Any]:
+    result = {"request": "r", "driver": DRIVER, "pool": "p", "device": "d0"}
+    return {"devices": {"results": [result]}, "nodeSelector": node_selector}
+
+
+def test_allocation_node_selector_values_must_be_label_values(api: client.ApiClient) -> None:
+    res = client.ResourceV1Api(api)
+    name = f"c{next(_names)}"
+    res.create_namespaced_resource_claim("default", _claim(name))
+    try:
+        claim = res.read_namespaced_resource_claim(name, "default")
+        body = api.sanitize_for_serialization(claim)
+        body["status"] = {"allocation": _allocation(_selector(fields=[_expr("metadata.name", "In", ["node a"])]))}
+        with pytest.raises(ApiException) as e:
+            res.replace_namespaced_resource_claim_status(name, "default", body)
+        assert e.value.status == 422
+        fields = [c["field"] for c in json.loads(e.value.body)["details"]["causes"]]
+        assert fields == ["status.allocation.nodeSelector.nodeSelectorTerms[0].matchFields[0].values[0]"]
+        body["status"] = {"allocation": _allocation(_selector(fields=[_expr("metadata.name", "In", ["node-a"])]))}
+        stored = api.sanitize_for_serialization(res.replace_namespaced_resource_claim_status(name, "default", body))
+        assert stored["status"]["allocation"]["nodeSelector"]["nodeSelectorTerms"][0]["matchFields"][0]["values"] == [
+            "node-a"
+        ]
+    finally:
+        res.delete_namespaced_resource_claim(name, "default")
