@@ -489,7 +489,7 @@ def test_admission_policy_limits_the_plugins_slice_writes_to_its_node() -> None:
     variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
     assert "authentication.kubernetes.io/node-name" in variables["callerNode"]
     assert "oldObject" in variables["sliceNode"], "DELETE has no object: the node must come from oldObject"
-    assert "object.spec" in variables["newDriver"] and "oldObject.spec" in variables["oldDriver"]
+    assert "object.?spec" in variables["newDriver"] and "oldObject.?spec" in variables["oldDriver"]
     expressions = [v["expression"] for v in policy["spec"]["validations"]]
     assert "variables.callerNode == variables.sliceNode" in expressions
     assert sum(f'== "{DRIVER_NAME}"' in e for e in expressions) == 2, "the driver is checked on old and new objects"
@@ -568,6 +568,42 @@ def test_admission_policy_lets_the_plugin_write_only_its_own_nodes_slices() -> N
         False,
         True,
     )
+
+
+def test_admission_policy_denies_with_its_message_where_fields_are_absent() -> None:
+    """A CEL evaluation error also denies (failurePolicy Fail), but with a message that says nothing of the cause,
+    and one in the match condition would deny every user's slice writes. The API server leaves out what is empty
+    (userInfo.extra of a client certificate or of a token without node info), so each absent field must reach
+    the policy's own message. ``_policy_verdict`` fails the test on any evaluation error."""
+    policy = one(render(BASE), "ValidatingAdmissionPolicy")
+    sa = one(render(BASE), "ServiceAccount")["metadata"]
+    plugin = f"system:serviceaccount:{sa['namespace']}:{sa['name']}"
+    own = {"spec": {"driver": DRIVER_NAME, "nodeName": "node-a"}}
+    no_node_name = "carries no node name"
+    for user_info in (
+        {"username": plugin},
+        {"username": plugin, "extra": {"authentication.kubernetes.io/node-name": []}},
+    ):
+        for operation, obj, old in (("CREATE", own, None), ("UPDATE", own, own), ("DELETE", None, own)):
+            matched, allowed, message = _policy_verdict(
+                policy, {"operation": operation, "userInfo": user_info}, obj, old
+            )
+            assert matched and not allowed and no_node_name in message, (user_info, operation, message)
+    # A user without a name (none the API server authenticates, but the match condition must not fail on it).
+    assert _policy_verdict(policy, {"operation": "CREATE", "userInfo": {}}, own, None) == (False, True, "")
+    # Objects without spec (the API server validates a slice before admission; DELETE sees the stored one).
+    on_node_a = {
+        "operation": "",
+        "userInfo": {"username": plugin, "extra": {"authentication.kubernetes.io/node-name": ["node-a"]}},
+    }
+    for operation, obj, old, expected in (
+        ("CREATE", {}, None, "not slices without spec.nodeName"),
+        ("UPDATE", own, {}, "may not take over a ResourceSlice of no node"),
+        ("UPDATE", {}, own, "not slices without spec.nodeName"),
+        ("DELETE", None, {}, "not slices without spec.nodeName"),
+    ):
+        matched, allowed, message = _policy_verdict(policy, {**on_node_a, "operation": operation}, obj, old)
+        assert matched and not allowed and expected in message, (operation, message)
 
 
 def test_namespace_admits_the_privileged_pod_security_level() -> None:
