@@ -36,6 +36,22 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[client.ApiClient]:
         srv.stop()
 
 
+@pytest.fixture(scope="module")
+def api_fractional(tmp_path_factory: pytest.TempPathFactory) -> Iterator[client.ApiClient]:
+    """A 1.37 server with DRAFractionalCapacityRange on (as with a 1.37 compatibility version)."""
+    srv = EmbeddedApiServer(
+        state_dir=Path(tmp_path_factory.mktemp("upstream-fractional")),
+        profile="1.37",
+        feature_gates={"DRAFractionalCapacityRange": True},
+    ).start()
+    api_client = api_client_for(srv)
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+        srv.stop()
+
+
 def _slice(**spec: Any) -> dict[str, Any]:
     name = f"s{next(_names)}"
     body: dict[str, Any] = {
@@ -174,3 +190,103 @@ def test_allocation_node_selector_values_must_be_label_values(api: client.ApiCli
         ]
     finally:
         res.delete_namespaced_resource_claim(name, "default")
+
+
+# ---- consumable capacity: requestPolicy ranges, steps and values -------------------------------------------
+
+P = f"spec.devices[0].capacity[{DRIVER}/bw].requestPolicy"
+BIG = str(2**64)  # above int64: Go's Quantity.Value() would overflow
+
+
+def _policy_slice(capacity: str, policy: dict[str, Any]) -> dict[str, Any]:
+    dev = {
+        "name": "d0",
+        "allowMultipleAllocations": True,
+        "capacity": {f"{DRIVER}/bw": {"value": capacity, "requestPolicy": policy}},
+    }
+    return _slice(nodeName="node-a", devices=[dev])
+
+
+def _range(default: str, lo: str, step: str | None = None, hi: str | None = None) -> dict[str, Any]:
+    rng = {"min": lo} | ({"step": step} if step else {}) | ({"max": hi} if hi else {})
+    return {"default": default, "validRange": rng}
+
+
+# (id, fractional gate on, capacity, policy, {field: message fragment}; {} = accepted)
+POLICY_ROWS: list[tuple[str, bool, str, dict[str, Any], dict[str, str]]] = [
+    ("range-valid", False, "100", _range("10", "0", "5", "100"), {}),
+    ("max-above-int64", False, BIG, _range("1", "0", "1", BIG), {f"{P}.validRange.max": "9223372036854775807"}),
+    ("default-above-int64", False, BIG, _range(BIG, "0", "1"), {f"{P}.validRange.default": "9223372036854775807"}),
+    ("step-above-int64", False, BIG, _range("0", "0", BIG), {f"{P}.validRange.step": "9223372036854775807"}),
+    ("above-int64-without-step", False, BIG, _range("1", "0", None, BIG), {}),
+    ("negative-min", False, "10", _range("0", "-2", "2"), {f"{P}.validRange.min": "greater than or equal to 0"}),
+    ("step-zero", False, "10", _range("0", "0", "0"), {f"{P}.validRange.step": "must be greater than zero"}),
+    ("step-negative", False, "10", _range("0", "0", "-1"), {f"{P}.validRange.step": "must be greater than zero"}),
+    ("step-over-capacity", False, "10", _range("4", "4", "8"), {f"{P}.validRange.step": "one step 12"}),
+    ("default-not-on-step", False, "10", _range("3", "0", "2"), {f"{P}.validRange.step": "not a multiple"}),
+    ("max-not-on-step", False, "10", _range("0", "0", "2", "9"), {f"{P}.validRange.step": "not a multiple"}),
+    # Without the gate, the step check reads amounts rounded up to whole numbers.
+    ("fraction-rounds-up-accepted", False, "10", _range("1", "0.5", "1"), {}),
+    ("fraction-rounds-up-accepted-2", False, "10", _range("2", "0", "1.5"), {}),
+    ("fraction-rounds-up-refused", False, "10", _range("3", "0", "1.5"), {f"{P}.validRange.step": "not a multiple"}),
+    # With it, they are compared in thousandths.
+    ("milli-exact-accepted", True, "10", _range("3", "0", "1.5"), {}),
+    ("milli-exact-refused", True, "10", _range("1", "0.5", "1"), {f"{P}.validRange.step": "not a multiple"}),
+    ("milli-half-step", True, "10", _range("1.5", "0", "0.5", "10"), {}),
+    (
+        "finer-than-milli",
+        True,
+        "10",
+        _range("1.0005", "0", "0.5"),
+        {f"{P}.validRange.default": "cannot be represented as a milli value"},
+    ),
+    ("whole-range-stays-integer", True, "10", _range("3", "0", "2"), {f"{P}.validRange.step": "not a multiple"}),
+    ("values-valid", False, "10", {"default": "2", "validValues": ["1", "2", "8"]}, {}),
+    (
+        "values-unsorted",
+        False,
+        "10",
+        {"default": "4", "validValues": ["4", "1"]},
+        {f"{P}.validValues[1]": "sorted in ascending order"},
+    ),
+    (
+        "values-over-capacity",
+        False,
+        "8",
+        {"default": "1", "validValues": ["1", "16"]},
+        {f"{P}.validValues[1]": "larger than capacity value"},
+    ),
+    (
+        "values-without-default",
+        False,
+        "10",
+        {"default": "3", "validValues": ["1", "2"]},
+        {f"{P}.validValues": "default value is not valid"},
+    ),
+    (
+        "values-same-whole-number",
+        False,
+        "10",
+        {"default": "2", "validValues": ["1.5", "2"]},
+        {f"{P}.validValues[1]": "Duplicate value"},
+    ),
+    ("values-distinct-fractions", True, "10", {"default": "2", "validValues": ["1.5", "2"]}, {}),
+    ("default-over-capacity-alone", False, "10", {"default": "20"}, {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("fractional", "capacity", "policy", "expected"), [r[1:] for r in POLICY_ROWS], ids=[r[0] for r in POLICY_ROWS]
+)
+def test_request_policy(
+    request: pytest.FixtureRequest,
+    fractional: bool,
+    capacity: str,
+    policy: dict[str, Any],
+    expected: dict[str, str],
+) -> None:
+    api = request.getfixturevalue("api_fractional" if fractional else "api")
+    causes = _create_slice(api, _policy_slice(capacity, policy))
+    assert {c["field"] for c in causes} == set(expected), causes
+    for c in causes:
+        assert expected[c["field"]] in c["message"], c

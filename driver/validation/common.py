@@ -501,6 +501,7 @@ _GATES_ON_FROM: dict[str, str | None] = {
     "DRAExtendedResource": "1.36",
     "DRAListTypeAttributes": None,  # alpha, off by default
     "DRAOptionalNodeOperations": None,  # 1.37 alpha
+    "DRAFractionalCapacityRange": None,  # 1.37 beta, on only with a 1.37 compatibility version
 }
 
 

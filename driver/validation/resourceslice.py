@@ -58,6 +58,7 @@ from snn_dra.driver.validation.common import (
 )
 from snn_dra.driver.validation.errors import CauseType, FieldError
 from snn_dra.driver.validation.nodeselector import validate_node_selector
+from snn_dra.driver.validation.requestpolicy import validate_request_policy
 
 PROFILES: Final = ("1.34", "1.35", "1.36", "1.37")
 
@@ -448,7 +449,11 @@ def _validate_device(
             if not shared:
                 errs.append(forbidden(pp, "a requestPolicy is only allowed when allowMultipleAllocations is true"))
             elif total is not None:
-                errs.extend(_validate_request_policy(policy, total, pp))
+                errs.extend(
+                    validate_request_policy(
+                        policy, total, pp, minor=m, fractional=gate_enabled(f"1.{m}", "DRAFractionalCapacityRange")
+                    )
+                )
 
     consumed = _validate_consumption(
         device.get("consumesCounters"), child(path, "consumesCounters"), m, slice_counters, errs
@@ -466,102 +471,6 @@ def _validate_device(
         )
     advanced = bool(taints) or bool(device.get("consumesCounters")) or (m >= 36 and has_lists)
     return advanced, consumed
-
-
-def _validate_request_policy(policy: Any, capacity: Decimal, path: str) -> list[FieldError]:
-    if not isinstance(policy, Mapping):
-        return [type_invalid(path, policy, "an object with default and validValues or validRange")]
-    errs: list[FieldError] = []
-    default: Decimal | None = None
-    if policy.get("default") is not None:
-        default = _quantity(policy["default"], child(path, "default"), errs)
-        if default is not None and default > capacity:
-            errs.append(invalid(child(path, "default"), policy["default"], "must not exceed the capacity value"))
-    valid_values = policy.get("validValues")
-    valid_range = policy.get("validRange")
-    if valid_values and valid_range is not None:
-        errs.append(
-            forbidden(
-                path,
-                'exactly one policy can be specified, cannot specify "validValues" and "validRange" at the same time',
-            )
-        )
-        return errs
-    if (valid_values or valid_range is not None) and policy.get("default") is None:
-        which = "validValues" if valid_values else "validRange"
-        errs.append(
-            required(child(path, "default"), f"required when {which} is defined: the amount a request gets by default")
-        )
-        return errs
-    if valid_values:
-        errs.extend(_validate_valid_values(valid_values, default, capacity, child(path, "validValues")))
-    elif valid_range is not None:
-        errs.extend(_validate_valid_range(valid_range, default, capacity, child(path, "validRange")))
-    return errs
-
-
-def _validate_valid_values(values: Any, default: Decimal | None, capacity: Decimal, path: str) -> list[FieldError]:
-    items, errs = check_list(values, path, MAX_VALID_VALUES, "valid values")
-    parsed: list[Decimal] = []
-    for i, v in enumerate(items):
-        q = _quantity(v, index(path, i), errs)
-        if q is None:
-            continue
-        if q > capacity:
-            errs.append(invalid(index(path, i), v, "must not exceed the capacity value"))
-        if parsed and q <= parsed[-1]:
-            errs.append(invalid(index(path, i), v, "values must be unique and sorted in ascending order"))
-        parsed.append(q)
-    if default is not None and parsed and default not in parsed:
-        errs.append(invalid(path, values, "must include the default value"))
-    return errs
-
-
-def _validate_valid_range(rng: Any, default: Decimal | None, capacity: Decimal, path: str) -> list[FieldError]:
-    if not isinstance(rng, Mapping):
-        return [type_invalid(path, rng, "an object with min, max and step")]
-    errs: list[FieldError] = []
-    if rng.get("min") in (None, ""):
-        errs.append(required(child(path, "min"), "validRange needs a min"))
-        return errs
-    low = _quantity(rng["min"], child(path, "min"), errs)
-    if low is None:
-        return errs
-    if low > capacity:
-        errs.append(invalid(child(path, "min"), rng["min"], "min is greater than the capacity value"))
-    if default is not None and default < low:
-        errs.append(invalid(child(path, "min"), rng["min"], "the default is less than min"))
-    high: Decimal | None = None
-    if rng.get("max") is not None:
-        high = _quantity(rng["max"], child(path, "max"), errs)
-        if high is not None:
-            if low > high:
-                errs.append(invalid(child(path, "max"), rng["min"], f"min is larger than max ({rng['max']})"))
-            if default is not None and default > high:
-                errs.append(invalid(child(path, "max"), rng["max"], "the default is more than max"))
-            if high > capacity:
-                errs.append(invalid(child(path, "max"), rng["max"], "max is greater than the capacity value"))
-    if rng.get("step") is not None:
-        step = _quantity(rng["step"], child(path, "step"), errs)
-        if step is not None:
-            if step <= 0:
-                errs.append(invalid(child(path, "step"), rng["step"], "step must be positive"))
-            else:
-                if low + step > capacity:
-                    errs.append(
-                        invalid(
-                            child(path, "step"),
-                            rng["step"],
-                            f"one step above min ({low + step}) is larger than the capacity value ({capacity})",
-                        )
-                    )
-                if default is not None and (default - low) % step != 0:
-                    errs.append(
-                        invalid(child(path, "step"), rng["step"], "the default is not min plus a multiple of step")
-                    )
-                if high is not None and (high - low) % step != 0:
-                    errs.append(invalid(child(path, "step"), rng["step"], "max is not min plus a multiple of step"))
-    return errs
 
 
 def _validate_consumption(
