@@ -97,6 +97,8 @@ class _Request:
     capacity: dict[str, Amount]
     class_config: list[Mapping[str, Any]]
     all_devices: list[DeviceEntry] = field(default_factory=list)
+    all_skipped: int = 0
+    """Matching devices left out of ``all_devices`` because their capacity cannot serve the request."""
 
     @property
     def name(self) -> str:
@@ -529,7 +531,12 @@ class _Search:
         claim = self.claims[ci]
         wanted = len(req.all_devices) if req.all_mode else req.count
         if req.all_mode and not req.all_devices:
-            self.fail(ci, ri, req, "asks for all matching devices, but no device matches the selectors")
+            why = (
+                f"none of the {req.all_skipped} matching devices has the capacity the request needs"
+                if req.all_skipped
+                else "no device matches the selectors"
+            )
+            self.fail(ci, ri, req, f"asks for all matching devices, but {why}")
             return False
         if n == wanted:
             return self.claim_from(ci, ri + 1)
@@ -677,8 +684,26 @@ def _prepare(
     return out
 
 
-def _resolve_all(search: _Search, claims: list[_Claim], pools: NodePools) -> None:
-    """Fix the device list of every ``All`` request up front (and fail while any pool is in flux)."""
+def _capacity_fits(req: _Request, entry: DeviceEntry, used: Mapping[str, Amount]) -> bool:
+    """Whether ``req`` could take ``entry`` on top of ``used``: every requested capacity exists, the request fits
+    each capacity's policy, and what it consumes plus ``used`` stays within the capacity's value."""
+    if any(q not in entry.capacity for q in req.capacity):
+        return False
+    for q, cap in entry.capacity.items():
+        share = cap.consumption(req.capacity.get(q))
+        if share is None or used.get(q, 0) + share > cap.value:
+            return False
+    return True
+
+
+def _resolve_all(search: _Search, claims: list[_Claim], pools: NodePools, *, remaining: bool) -> None:
+    """Fix the device list of every ``All`` request up front (and fail while any pool is in flux).
+
+    "All" means all devices whose capacity could serve the request: a device that lacks a requested capacity,
+    whose requestPolicy cannot size the request, or whose capacity is smaller than the request is left out.
+    With ``remaining`` (Kubernetes 1.34-1.36) what other claims already consume counts too, so a shared
+    device with no capacity left is left out as well; from 1.37 it stays in and the request fails on it.
+    """
     for claim in claims:
         for group in claim.groups:
             for req in group:
@@ -699,7 +724,11 @@ def _resolve_all(search: _Search, claims: list[_Claim], pools: NodePools) -> Non
                 for entry, error in search.candidates(req).all():
                     if error:
                         search.raise_cel(req, entry, error)
-                    req.all_devices.append(entry)
+                    used = search.usage.consumed.get(entry.key, {}) if remaining and entry.multi else {}
+                    if _capacity_fits(req, entry, used):
+                        req.all_devices.append(entry)
+                    else:
+                        req.all_skipped += 1
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -802,12 +831,14 @@ def allocate_claims(
     device_taint_rules: Iterable[Mapping[str, Any]] = (),
     cache: AllocatorCache | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    kubernetes_version: str = "1.37",
 ) -> list[AllocationResult]:
     """Allocate all of one pod's claims together on ``node_name`` (all or nothing), as the scheduler does.
 
     ``allocated_claims`` are the claims already holding devices (any node; the ones in ``claims`` are
     skipped); ``namespace_labels`` are the labels of the claims' namespace (admin access);
-    ``node`` is the Node object, needed only for slices that select nodes by label.
+    ``node`` is the Node object, needed only for slices that select nodes by label;
+    ``kubernetes_version`` ("1.34".."1.37") picks the scheduler's behaviour where it changed.
     Returns one ``status.allocation`` per claim, in order.
     """
     node_obj = node if node is not None else {"metadata": {"name": node_name}}
@@ -822,7 +853,7 @@ def allocate_claims(
     except QuantityError as err:
         raise AllocationError(f"an allocated claim has a malformed consumedCapacity: {err}") from err
     search = _Search(prepared, pools, usage, _rule_taints(device_taint_rules), timeout)
-    _resolve_all(search, prepared, pools)
+    _resolve_all(search, prepared, pools, remaining=int(kubernetes_version.split(".")[1]) < 37)
     if not search.claim_from(0, 0):
         raise Unsatisfiable(search.message())
     return [_result_json(c, node_name) for c in prepared]
@@ -840,6 +871,7 @@ def allocate(
     device_taint_rules: Iterable[Mapping[str, Any]] = (),
     cache: AllocatorCache | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    kubernetes_version: str = "1.37",
 ) -> AllocationResult:
     """Allocate one claim on ``node_name``; see :func:`allocate_claims`."""
     return allocate_claims(
@@ -853,4 +885,5 @@ def allocate(
         device_taint_rules=device_taint_rules,
         cache=cache,
         timeout=timeout,
+        kubernetes_version=kubernetes_version,
     )[0]
