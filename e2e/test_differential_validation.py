@@ -354,10 +354,6 @@ XFAIL: dict[str, str] = {
     ),
     "claim-capacity-negative": _CAPACITY_REQUESTS,
     "claim-capacity-bad-name": _CAPACITY_REQUESTS,
-    "claim-admin-access-unlabelled-namespace": (
-        "upstream forbids adminAccess unless the namespace has resource.kubernetes.io/admin-access=true "
-        "(field spec.devices.requests[0].adminAccess); the embedded server does not check the namespace"
-    ),
     "template-good": (
         "upstream stores an empty spec.metadata ({}) in every ResourceClaimTemplate; the embedded server omits it"
     ),

@@ -290,3 +290,96 @@ def test_request_policy(
     assert {c["field"] for c in causes} == set(expected), causes
     for c in causes:
         assert expected[c["field"]] in c["message"], c
+
+
+# ---- admin access needs the namespace label (upstream's DRAAdminAccess admission) --------------------------
+
+ADMIN_LABEL = "resource.kubernetes.io/admin-access"
+
+
+def _namespace(api: client.ApiClient, labels: dict[str, str] | None = None) -> str:
+    name = f"ns{next(_names)}"
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
+    client.CoreV1Api(api).create_namespace(body)
+    return name
+
+
+def _forbidden_fields(e: ApiException) -> list[tuple[str, str]]:
+    assert e.status == 422, e.body
+    causes = json.loads(e.body)["details"]["causes"]
+    for c in causes:
+        assert "admin access to devices requires the `resource.kubernetes.io/admin-access: true` label" in c["message"]
+    return [(c["field"], c["reason"]) for c in causes]
+
+
+def _admin_claim(name: str, namespace: str) -> dict[str, Any]:
+    body = _claim(name, namespace)
+    body["spec"]["devices"]["requests"].insert(0, {"name": "plain", "exactly": {"deviceClassName": "snn-core"}})
+    body["spec"]["devices"]["requests"][1]["exactly"]["adminAccess"] = True
+    return body
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [{}, {ADMIN_LABEL: "false"}, {ADMIN_LABEL: "True"}, {"other": "true"}],
+    ids=["none", "false", "True", "other"],
+)
+def test_admin_access_claim_refused_without_the_label(api: client.ApiClient, labels: dict[str, str]) -> None:
+    ns = _namespace(api, labels)
+    res = client.ResourceV1Api(api)
+    with pytest.raises(ApiException) as e:
+        res.create_namespaced_resource_claim(ns, _admin_claim("admin", ns))
+    assert _forbidden_fields(e.value) == [("spec.devices.requests[1].adminAccess", "FieldValueForbidden")]
+    assert res.list_namespaced_resource_claim(ns).items == []
+
+
+def test_admin_access_claim_and_template_allowed_with_the_label(api: client.ApiClient) -> None:
+    ns = _namespace(api, {ADMIN_LABEL: "true"})
+    res = client.ResourceV1Api(api)
+    res.create_namespaced_resource_claim(ns, _admin_claim("admin", ns))
+    assert res.read_namespaced_resource_claim("admin", ns).spec.devices.requests[1].exactly.admin_access is True
+    template = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": {"name": "admin", "namespace": ns},
+        "spec": {"spec": _admin_claim("x", ns)["spec"]},
+    }
+    res.create_namespaced_resource_claim_template(ns, template)
+
+
+def test_admin_access_template_refused_without_the_label(api: client.ApiClient) -> None:
+    ns = _namespace(api)
+    template = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": {"name": "admin", "namespace": ns},
+        "spec": {"spec": _admin_claim("x", ns)["spec"]},
+    }
+    with pytest.raises(ApiException) as e:
+        client.ResourceV1Api(api).create_namespaced_resource_claim_template(ns, template)
+    # Upstream reports the template's request at the claim's path.
+    assert _forbidden_fields(e.value) == [("spec.devices.requests[1].adminAccess", "FieldValueForbidden")]
+
+
+def test_claims_without_admin_access_need_no_label(api: client.ApiClient) -> None:
+    ns = _namespace(api)
+    body = _claim("plain", ns)
+    body["spec"]["devices"]["requests"][0]["exactly"]["adminAccess"] = False
+    client.ResourceV1Api(api).create_namespaced_resource_claim(ns, body)
+
+
+def test_admin_access_allocation_refused_without_the_label(api: client.ApiClient) -> None:
+    ns = _namespace(api)
+    res = client.ResourceV1Api(api)
+    res.create_namespaced_resource_claim(ns, _claim("c", ns))
+    body = api.sanitize_for_serialization(res.read_namespaced_resource_claim("c", ns))
+    allocation = _allocation(_selector(fields=[_expr("metadata.name", "In", ["node-a"])]))
+    allocation["devices"]["results"][0]["adminAccess"] = True
+    body["status"] = {"allocation": allocation}
+    with pytest.raises(ApiException) as e:
+        res.replace_namespaced_resource_claim_status("c", ns, body)
+    assert _forbidden_fields(e.value) == [("status.allocation.devices.results[0].adminAccess", "FieldValueForbidden")]
+    # Once the namespace is labelled, the same status is accepted.
+    client.CoreV1Api(api).patch_namespace(ns, {"metadata": {"labels": {ADMIN_LABEL: "true"}}})
+    stored = res.replace_namespaced_resource_claim_status("c", ns, body)
+    assert stored.status.allocation is not None

@@ -43,6 +43,7 @@ from snn_dra.driver.embedded.profiles import Profile, drop_disabled_fields, reso
 from snn_dra.driver.embedded.resources import RESOURCE_GROUP, RESOURCES, STRUCTURAL_ONLY, ResourceInfo
 from snn_dra.driver.embedded.selectors import parse_field_selector, parse_label_selector
 from snn_dra.driver.validation import validate_object
+from snn_dra.driver.validation.admission import admin_access_errors
 from snn_dra.driver.validation.errors import CauseType, FieldError
 from snn_dra.driver.validation.structural import validate_structure
 
@@ -867,6 +868,7 @@ class Store:
         # Every served kind gets its upstream schema and rules (core/v1 as well as resource.k8s.io), so nothing
         # the loops would trip over is ever stored.
         found = self._rules(info, obj, old)
+        found += admin_access_errors(info.kind, obj, old, self._namespace_labels)  # upstream's admission check
         # Unknown fields are a decoding matter upstream: refused (Strict) or dropped before any rule looks.
         unknown = [e for e in found if e.message.startswith("unknown field")]
         if unknown:
@@ -894,6 +896,10 @@ class Store:
                     seen.add((e.field, e.message))
                     unique.append(e)
             raise Invalid(info.kind, info.group, meta.get("name") or meta.get("generateName") or "", unique)
+
+    def _namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        ns = self._objs["namespaces"].get(("", name))
+        return None if ns is None else (ns["metadata"].get("labels") or {})
 
     def _rules(self, info: ResourceInfo, obj: Obj, old: Obj | None) -> FieldErrors:
         if info.plural in STRUCTURAL_ONLY:
