@@ -73,5 +73,10 @@ def container_env(namespace: str, pod: str, container: str | None = None) -> dic
 
 
 def snn_values(env: dict[str, str], suffix: str) -> list[str]:
-    """Values of the driver's per-device variables ``SNN_DRA_<DEVICE>_<suffix>``."""
-    return [v for k, v in sorted(env.items()) if k.startswith("SNN_DRA_") and k.endswith(f"_{suffix}")]
+    """Values of the driver's per-device variables ``SNN_DRA_<D>_<suffix>``, one per device of the container.
+
+    The devices come from ``SNN_DRA_DEVICE_<D>``; matching on the exact name matters because backend access
+    variables are copied per device too (``SNN_DRA_<D>_LOIHI_CHIP_ID`` must not count as ``CHIP_ID``).
+    """
+    devices = sorted(k.removeprefix("SNN_DRA_DEVICE_") for k in env if k.startswith("SNN_DRA_DEVICE_"))
+    return [env[f"SNN_DRA_{d}_{suffix}"] for d in devices if f"SNN_DRA_{d}_{suffix}" in env]
