@@ -383,3 +383,44 @@ def test_admin_access_allocation_refused_without_the_label(api: client.ApiClient
     client.CoreV1Api(api).patch_namespace(ns, {"metadata": {"labels": {ADMIN_LABEL: "true"}}})
     stored = res.replace_namespaced_resource_claim_status("c", ns, body)
     assert stored.status.allocation is not None
+
+
+# ---- ratcheting: what a stored slice already had is not validated again on update ---------------------------
+
+
+@pytest.fixture(scope="module")
+def server(api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedApiServer]:
+    srv = EmbeddedApiServer(state_dir=Path(tmp_path_factory.mktemp("upstream-ratchet")), profile="1.37").start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_stored_capacity_and_taints_are_not_revalidated_on_update(server: EmbeddedApiServer) -> None:
+    """A slice written while DRAFractionalCapacityRange was on (1.5 is a duplicate of 2 without it) and with a
+    taint effect this version does not know can still be updated as long as those fields stay as they were."""
+    stale = _policy_slice("10", {"default": "2", "validValues": ["1.5", "2"]})
+    stale["spec"]["devices"].append(
+        {"name": "d1", "taints": [{"key": "example.com/k", "effect": "Sometimes", "timeAdded": "2026-01-01T00:00:00Z"}]}
+    )
+    server.store.load_unchecked("resourceslices", stale)
+    name = stale["metadata"]["name"]
+    api_client = api_client_for(server)
+    try:
+        res = client.ResourceV1Api(api_client)
+        body = api_client.sanitize_for_serialization(res.read_resource_slice(name))
+        body["metadata"]["labels"] = {"touched": "yes"}
+        body["spec"]["devices"][0]["attributes"] = {"model": {"string": "x"}}
+        res.replace_resource_slice(name, body)  # accepted: capacity and taints unchanged
+
+        body = api_client.sanitize_for_serialization(res.read_resource_slice(name))
+        body["spec"]["devices"][0]["capacity"][f"{DRIVER}/bw"]["value"] = "11"
+        body["spec"]["devices"][1]["taints"].append({"key": "example.com/other", "effect": "NoSchedule"})
+        with pytest.raises(ApiException) as e:
+            res.replace_resource_slice(name, body)
+        assert e.value.status == 422
+        fields = sorted(c["field"] for c in json.loads(e.value.body)["details"]["causes"])
+        assert fields == [f"{P}.validValues[1]", "spec.devices[1].taints[0].effect"]
+    finally:
+        api_client.close()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -153,7 +154,8 @@ def validate_resource_slice(obj: Mapping[str, Any], old: Mapping[str, Any] | Non
     lists_ok = m >= 36 and (
         gate_enabled(profile, "DRAListTypeAttributes") or (old is not None and uses_list_attributes(old))
     )
-    errs.extend(_validate_spec(spec, "spec", m, lists_ok))
+    old_spec = as_mapping(old.get("spec")) if old is not None else None
+    errs.extend(_validate_spec(spec, "spec", m, lists_ok, old_spec))
     if old is not None:
         errs.extend(_validate_update(obj, old))
     return errs
@@ -184,8 +186,13 @@ def uses_list_attributes(obj: Mapping[str, Any]) -> bool:
     return False
 
 
-def _validate_spec(spec: Mapping[str, Any], path: str, m: int, lists_ok: bool) -> list[FieldError]:
+def _validate_spec(
+    spec: Mapping[str, Any], path: str, m: int, lists_ok: bool, old_spec: Mapping[str, Any] | None = None
+) -> list[FieldError]:
     errs: list[FieldError] = []
+    old_devices = {
+        d["name"]: d for d in (old_spec or {}).get("devices") or () if isinstance(d, Mapping) and "name" in d
+    }
     driver = spec.get("driver")
     errs.extend(validate_driver_name(driver, child(path, "driver")))
     errs.extend(_validate_pool_block(spec.get("pool"), child(path, "pool")))
@@ -220,7 +227,10 @@ def _validate_spec(spec: Mapping[str, Any], path: str, m: int, lists_ok: bool) -
             if name in seen:
                 errs.append(duplicate(child(p, "name"), name))
             seen.add(name)
-        flags = _validate_device(device, p, m, str(driver or ""), per_device_nodes, slice_counters, lists_ok, errs)
+        old_device = old_devices.get(name) if isinstance(name, str) else None
+        flags = _validate_device(
+            device, p, m, str(driver or ""), per_device_nodes, slice_counters, lists_ok, errs, old_device
+        )
         advanced = advanced or flags[0]
         consumed_total += flags[1]
     limit = MAX_DEVICES_ADVANCED if m >= 35 and advanced else MAX_DEVICES
@@ -362,6 +372,38 @@ def _validate_counter_value(counter: Any, path: str, errs: list[FieldError]) -> 
     _quantity(counter["value"], child(path, "value"), errs)
 
 
+def _same_amounts(old: Any, new: Any) -> bool:
+    """Equal as upstream's semantic comparison sees it: quantities by value ("1.5" is "1500m"), the rest as is."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return old.keys() == new.keys() and all(_same_amounts(old[k], new[k]) for k in old)
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(_same_amounts(a, b) for a, b in zip(old, new, strict=True))
+    if old == new:
+        return True
+    if isinstance(old, str) and isinstance(new, str):
+        try:
+            return _parse_quantity_cached(old) == _parse_quantity_cached(new)
+        except (ValueError, InvalidOperation):
+            return False
+    return False
+
+
+def _same_taints(old: Any, new: Any) -> bool:
+    """Equal taint lists, ``timeAdded`` compared as instants (clients spell UTC as 'Z' or '+00:00')."""
+    if not isinstance(old, list) or not isinstance(new, list) or len(old) != len(new):
+        return bool(old == new)
+
+    def instant(t: Any) -> Any:
+        if not isinstance(t, Mapping) or not isinstance(t.get("timeAdded"), str):
+            return t
+        try:
+            return {**t, "timeAdded": datetime.fromisoformat(t["timeAdded"])}
+        except ValueError:
+            return t
+
+    return all(instant(a) == instant(b) for a, b in zip(old, new, strict=True))
+
+
 def _validate_device(
     device: Mapping[str, Any],
     path: str,
@@ -371,8 +413,14 @@ def _validate_device(
     slice_counters: dict[str, set[str]],
     lists_ok: bool,
     errs: list[FieldError],
+    old_device: Mapping[str, Any] | None = None,
 ) -> tuple[bool, int]:
-    """Validate one device; return (uses an advanced feature, counters it consumes)."""
+    """Validate one device; return (uses an advanced feature, counters it consumes).
+
+    On update, what the stored device (same name) already had is not checked again, as upstream: its taints
+    (any version) and, from 1.37, its capacity map, so a rule or gate that changed since does not block
+    updates of other fields.
+    """
     errs.extend(validate_dns_label(device.get("name"), child(path, "name"), what="device name"))
     attributes = device.get("attributes") or {}
     capacity = device.get("capacity") or {}
@@ -433,7 +481,8 @@ def _validate_device(
 
     shared = device.get("allowMultipleAllocations") is True
     cpath = child(path, "capacity")
-    for name, cap in capacity.items():
+    stored_capacity = m >= 37 and old_device is not None and _same_amounts(old_device.get("capacity"), capacity)
+    for name, cap in () if stored_capacity else capacity.items():
         kp = f"{cpath}[{name}]"
         if type(name) is str:
             name_errs = _qualified_name_errors(name)
@@ -459,7 +508,7 @@ def _validate_device(
         device.get("consumesCounters"), child(path, "consumesCounters"), m, slice_counters, errs
     )
     taints = device.get("taints")
-    if taints is not None:
+    if taints is not None and (old_device is None or not _same_taints(old_device.get("taints"), taints)):
         errs.extend(_validate_taints(taints, child(path, "taints"), m))
     if per_device_nodes or not _DEVICE_NODE_FIELDS_SET.isdisjoint(device):
         errs.extend(_validate_device_nodes(device, path, per_device_nodes))
