@@ -424,3 +424,81 @@ def test_stored_capacity_and_taints_are_not_revalidated_on_update(server: Embedd
         assert fields == [f"{P}.validValues[1]", "spec.devices[1].taints[0].effect"]
     finally:
         api_client.close()
+
+
+# ---- partitionTypeAttribute (1.37, DRAPartitionableDevicesType) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api_partition_type(tmp_path_factory: pytest.TempPathFactory) -> Iterator[client.ApiClient]:
+    srv = EmbeddedApiServer(
+        state_dir=Path(tmp_path_factory.mktemp("upstream-partition-type")),
+        profile="1.37",
+        feature_gates={"DRAPartitionableDevicesType": True},
+    ).start()
+    api_client = api_client_for(srv)
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+        srv.stop()
+
+
+def _partition(name: str, **attributes: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "attributes": attributes,
+        "consumesCounters": [{"counterSet": "chip", "counters": {"cores": {"value": "4"}}}],
+    }
+
+
+TYPE = f"{DRIVER}/partitionType"
+
+# (id, partitionTypeAttribute, devices, expected error fields)
+PARTITION_TYPE_ROWS: list[tuple[str, str, list[dict[str, Any]], list[str]]] = [
+    ("qualified", TYPE, [_partition("p0", **{TYPE: {"string": "half"}})], []),
+    ("bare-in-driver-domain", TYPE, [_partition("p0", partitionType={"string": "half"})], []),
+    ("exempt-device", TYPE, [_partition("p0", **{TYPE: {"string": "half"}}), {"name": "whole"}], []),
+    ("no-partitionable-devices", TYPE, [{"name": "whole"}], ["spec.partitionTypeAttribute"]),
+    ("missing-on-a-partition", TYPE, [_partition("p0")], [f"spec.devices[0].attributes[{TYPE}]"]),
+    (
+        "not-a-string",
+        TYPE,
+        [_partition("p0", **{TYPE: {"int": 2}})],
+        [f"spec.devices[0].attributes[{TYPE}]"],
+    ),
+    (
+        "other-domain-not-bare",
+        "other.example.com/partitionType",
+        [_partition("p0", partitionType={"string": "half"})],
+        ["spec.devices[0].attributes[other.example.com/partitionType]"],
+    ),
+    (
+        "bare-name-refused",
+        "partitionType",
+        [_partition("p0", partitionType={"string": "x"})],
+        ["spec.partitionTypeAttribute"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("attribute", "devices", "fields"), [r[1:] for r in PARTITION_TYPE_ROWS], ids=[r[0] for r in PARTITION_TYPE_ROWS]
+)
+def test_partition_type_attribute(
+    api_partition_type: client.ApiClient, attribute: str, devices: list[dict[str, Any]], fields: list[str]
+) -> None:
+    body = _slice(nodeName="node-a", devices=devices, partitionTypeAttribute=attribute)
+    causes = _create_slice(api_partition_type, body)
+    assert sorted(c["field"] for c in causes) == sorted(fields), causes
+
+
+def test_partition_type_attribute_is_dropped_while_its_gate_is_off(api: client.ApiClient) -> None:
+    res = client.ResourceV1Api(api)
+    body = _slice(nodeName="node-a", devices=[{"name": "whole"}], partitionTypeAttribute=TYPE)
+    res.create_resource_slice(body)
+    try:
+        stored = api.sanitize_for_serialization(res.read_resource_slice(body["metadata"]["name"]))
+        assert "partitionTypeAttribute" not in stored["spec"]
+    finally:
+        res.delete_resource_slice(body["metadata"]["name"])

@@ -313,6 +313,7 @@ def test_binding_conditions() -> None:
 
 def test_1_37_only_fields() -> None:
     s = good(partitionTypeAttribute="snn.dra.dev/type", skipNodeOperations=["*"])
+    s["spec"]["devices"][0]["consumesCounters"] = [{"counterSet": "chip", "counters": {"cores": {"value": "4"}}}]
     assert errors(s, "1.37") == []
     assert {"spec.partitionTypeAttribute", "spec.skipNodeOperations"} <= fields(s, "1.36")
     s["spec"]["skipNodeOperations"] = ["NodePrepareResources"]

@@ -252,8 +252,47 @@ def _validate_spec(
             errs.append(forbidden(p, f"not supported before Kubernetes 1.37 (profile 1.{m}); remove it"))
         else:
             errs.extend(validate_fully_qualified_name(spec.get("partitionTypeAttribute"), p))
+            errs.extend(_validate_partition_type(spec, path, devices))
     if "skipNodeOperations" in spec:
         errs.extend(_validate_skip_ops(spec.get("skipNodeOperations"), child(path, "skipNodeOperations"), m))
+    return errs
+
+
+def _validate_partition_type(spec: Mapping[str, Any], path: str, devices: list[Any]) -> list[FieldError]:
+    """Every device that consumes counters carries the named attribute as a string (the partition's type).
+
+    The attribute may be written bare when it is in the driver's domain; devices without counters are exempt.
+    """
+    name = spec.get("partitionTypeAttribute")
+    partitions = [(i, d) for i, d in enumerate(devices) if isinstance(d, Mapping) and d.get("consumesCounters")]
+    if not partitions:
+        return [
+            invalid(
+                child(path, "partitionTypeAttribute"),
+                name,
+                "may only be set on a slice which declares devices that consume counters",
+            )
+        ]
+    if not isinstance(name, str) or validate_fully_qualified_name(name, ""):
+        return []  # the name itself is reported once, not on every device
+    prefix = f"{spec.get('driver')}/"
+    bare = name[len(prefix) :] if name.startswith(prefix) else name
+    errs: list[FieldError] = []
+    for i, device in partitions:
+        attrs = as_mapping(device.get("attributes"))
+        value = attrs.get(name, attrs.get(bare))
+        apath = key(child(index(child(path, "devices"), i), "attributes"), name)
+        if value is None:
+            errs.append(
+                required(
+                    apath,
+                    "device consumes counters and `partitionTypeAttribute` names this attribute, so it must be set",
+                )
+            )
+        elif not isinstance(as_mapping(value).get("string"), str):
+            errs.append(
+                invalid(apath, value, "must be a string value because `partitionTypeAttribute` names this attribute")
+            )
     return errs
 
 
