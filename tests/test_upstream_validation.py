@@ -502,3 +502,64 @@ def test_partition_type_attribute_is_dropped_while_its_gate_is_off(api: client.A
         assert "partitionTypeAttribute" not in stored["spec"]
     finally:
         res.delete_resource_slice(body["metadata"]["name"])
+
+
+# ---- claim status: stored allocations are not validated again; a deleted claim takes no new consumers ------
+
+
+def _pod_ref(i: int) -> dict[str, Any]:
+    return {"resource": "pods", "name": f"pod-{i}", "uid": f"uid-{i}"}
+
+
+def test_stored_allocation_is_not_validated_again(server: EmbeddedApiServer) -> None:
+    """An allocation written under looser rules (label value "-1") does not block adding consumers."""
+    stale = _claim("stale", "default", allocationMode="ExactCount", count=1)  # as the server defaults it
+    stale["status"] = {"allocation": _allocation(_selector(_expr("foo", "In", ["-1"])))}
+    server.store.load_unchecked("resourceclaims", stale)
+    api_client = api_client_for(server)
+    try:
+        res = client.ResourceV1Api(api_client)
+        body = api_client.sanitize_for_serialization(res.read_namespaced_resource_claim("stale", "default"))
+        body["status"]["reservedFor"] = [_pod_ref(i) for i in range(3)]
+        stored = res.replace_namespaced_resource_claim_status("stale", "default", body)
+        assert [r.name for r in stored.status.reserved_for] == ["pod-0", "pod-1", "pod-2"]
+        # Changing it is still refused (immutable), whatever its content.
+        body = api_client.sanitize_for_serialization(stored)
+        body["status"]["allocation"]["nodeSelector"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] = ["1"]
+        with pytest.raises(ApiException) as e:
+            res.replace_namespaced_resource_claim_status("stale", "default", body)
+        assert e.value.status == 422
+        assert [c["field"] for c in json.loads(e.value.body)["details"]["causes"]] == ["status.allocation"]
+    finally:
+        api_client.close()
+
+
+def test_claim_being_deleted_takes_no_new_consumers(api: client.ApiClient) -> None:
+    res = client.ResourceV1Api(api)
+    name = f"c{next(_names)}"
+    body = _claim(name)
+    body["metadata"]["finalizers"] = ["example.com/hold"]
+    res.create_namespaced_resource_claim("default", body)
+    current = api.sanitize_for_serialization(res.read_namespaced_resource_claim(name, "default"))
+    current["status"] = {
+        "allocation": _allocation(_selector(_expr(values=["r1"]))),
+        "reservedFor": [_pod_ref(0), _pod_ref(1)],
+    }
+    res.replace_namespaced_resource_claim_status(name, "default", current)
+    res.delete_namespaced_resource_claim(name, "default")
+    try:
+        current = api.sanitize_for_serialization(res.read_namespaced_resource_claim(name, "default"))
+        assert current["metadata"]["deletionTimestamp"]
+        current["status"]["reservedFor"].append(_pod_ref(2))
+        with pytest.raises(ApiException) as e:
+            res.replace_namespaced_resource_claim_status(name, "default", current)
+        assert e.value.status == 422
+        causes = json.loads(e.value.body)["details"]["causes"]
+        assert [(c["field"], c["reason"]) for c in causes] == [("status.reservedFor", "FieldValueForbidden")]
+        assert "new entries may not be added" in causes[0]["message"]
+        # Consumers may still leave.
+        current["status"]["reservedFor"] = current["status"]["reservedFor"][:1]
+        stored = res.replace_namespaced_resource_claim_status(name, "default", current)
+        assert [r.name for r in stored.status.reserved_for] == ["pod-0"]
+    finally:
+        res.patch_namespaced_resource_claim(name, "default", {"metadata": {"finalizers": None}})

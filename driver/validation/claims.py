@@ -91,7 +91,10 @@ def validate_resource_claim(obj: Mapping[str, Any], old: Mapping[str, Any] | Non
     status = obj.get("status")
     old_status = old.get("status") if old is not None else None
     if status is not None and status != old_status:
-        errs.extend(validate_claim_status(status, as_mapping(old_status), request_names(spec), profile))
+        deleted = old is not None and bool(as_mapping(old.get("metadata")).get("deletionTimestamp"))
+        errs.extend(
+            validate_claim_status(status, as_mapping(old_status), request_names(spec), profile, deleted=deleted)
+        )
     return errs
 
 
@@ -352,8 +355,11 @@ def _device_id(d: Mapping[str, Any]) -> tuple[str, str, str, str]:
 
 
 def validate_claim_status(
-    status: Any, old_status: Mapping[str, Any], names: RequestNames, profile: str
+    status: Any, old_status: Mapping[str, Any], names: RequestNames, profile: str, *, deleted: bool = False
 ) -> list[FieldError]:
+    """Status rules; an allocation already stored is only checked for immutability, never validated again
+    (rules for new allocations may be stricter than when it was written). ``deleted``: the stored claim has a
+    deletionTimestamp, so consumers may leave ``reservedFor`` but none may join."""
     if not isinstance(status, Mapping):
         return [type_invalid("status", status, "an object")]
     errs: list[FieldError] = []
@@ -370,9 +376,20 @@ def validate_claim_status(
         errs.append(forbidden("status.allocation", "may not be cleared while status.reservedFor is not empty"))
     if reserved and allocation is None:
         errs.append(forbidden("status.reservedFor", "may not be set while the claim is not allocated"))
+    elif reserved and deleted and isinstance(reserved, list):
+        before = {json.dumps(r, sort_keys=True) for r in old_status.get("reservedFor") or []}
+        if any(json.dumps(r, sort_keys=True) not in before for r in reserved):
+            errs.append(
+                forbidden(
+                    "status.reservedFor",
+                    "new entries may not be added while `deallocationRequested` or `deletionTimestamp` are set "
+                    "(the claim is being deleted)",
+                )
+            )
     allocated: set[tuple[str, str, str, str]] = set()
-    if allocation is not None:
+    if allocation is not None and old_allocation is None:
         errs.extend(validate_allocation(allocation, "status.allocation", names, profile, old_allocation))
+    if allocation is not None:
         for r in as_mapping(as_mapping(allocation).get("devices")).get("results") or []:
             if isinstance(r, Mapping):
                 allocated.add(_device_id(r))
