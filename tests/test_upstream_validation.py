@@ -272,6 +272,59 @@ POLICY_ROWS: list[tuple[str, bool, str, dict[str, Any], dict[str, str]]] = [
     ),
     ("values-distinct-fractions", True, "10", {"default": "2", "validValues": ["1.5", "2"]}, {}),
     ("default-over-capacity-alone", False, "10", {"default": "20"}, {}),
+    (
+        "values-duplicate-spelled-differently",
+        False,
+        "10Gi",
+        {"default": "1Ki", "validValues": ["1Ki", "1024"]},
+        {f"{P}.validValues[1]": "Duplicate value"},
+    ),
+    (
+        "range-min-over-capacity-and-max",
+        False,
+        "10Gi",
+        _range("2Gi", "20Gi", None, "1Gi"),
+        {
+            f"{P}.validRange.min": "min is larger than capacity value",
+            f"{P}.validRange.default": "default is",
+            f"{P}.validRange.max": "min is larger than max",
+        },
+    ),
+    ("step-at-int64-max", False, str(2**63 - 1), _range("0", "0", str(2**63 - 1)), {}),
+    (
+        "step-int64-max-plus-one",
+        False,
+        str(2**63),
+        _range("0", "0", str(2**63)),
+        {f"{P}.validRange.step": "must not be larger than 9223372036854775807"},
+    ),
+    ("no-step-negative-bounds", False, "10Gi", _range("-1", "-1"), {}),
+    (
+        "fractional-default-integer-range",
+        True,
+        "10Gi",
+        _range("100m", "0", "1"),
+        {f"{P}.validRange.step": "not a multiple of a given step (1) from (0)"},
+    ),
+    ("fractional-step-gate-on", True, "1", _range("200m", "200m", "100m", "1"), {}),
+    (
+        "fractional-step-misaligned-gate-on",
+        True,
+        "1",
+        _range("250m", "200m", "100m", "1"),
+        {f"{P}.validRange.step": "not a multiple"},
+    ),
+    ("fractional-step-misaligned-gate-off", False, "1", _range("250m", "200m", "100m", "1"), {}),
+    (
+        "milli-overflow",
+        True,
+        "100P",
+        _range("20P", "10P", "100m"),
+        {
+            f"{P}.validRange.default": "cannot be represented as a milli value",
+            f"{P}.validRange.min": "cannot be represented as a milli value",
+        },
+    ),
 ]
 
 
