@@ -616,3 +616,31 @@ def test_claim_being_deleted_takes_no_new_consumers(api: client.ApiClient) -> No
         assert [r.name for r in stored.status.reserved_for] == ["pod-0"]
     finally:
         res.patch_namespaced_resource_claim(name, "default", {"metadata": {"finalizers": None}})
+
+
+def test_stored_taint_rule_effect_is_not_validated_again(server: EmbeddedApiServer) -> None:
+    rule = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "DeviceTaintRule",
+        "metadata": {"name": "stale"},
+        "spec": {
+            "deviceSelector": {"driver": DRIVER},
+            "taint": {"key": "example.com/k", "effect": "SomeOtherEffect", "timeAdded": "2026-01-01T00:00:00Z"},
+        },
+    }
+    server.store.load_unchecked("devicetaintrules", rule)
+    api_client = api_client_for(server)
+    try:
+        res = client.ResourceV1Api(api_client)
+        body = api_client.sanitize_for_serialization(res.read_device_taint_rule("stale"))
+        body["metadata"]["labels"] = {"a": "b"}
+        res.replace_device_taint_rule("stale", body)  # the taint is as stored: accepted
+        body = api_client.sanitize_for_serialization(res.read_device_taint_rule("stale"))
+        body["spec"]["taint"]["effect"] = "AnotherEffect"
+        with pytest.raises(ApiException) as e:
+            res.replace_device_taint_rule("stale", body)
+        assert e.value.status == 422
+        causes = json.loads(e.value.body)["details"]["causes"]
+        assert [(c["field"], c["reason"]) for c in causes] == [("spec.taint.effect", "FieldValueNotSupported")]
+    finally:
+        api_client.close()

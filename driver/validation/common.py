@@ -13,6 +13,7 @@ import contextvars
 import json
 import re
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -575,6 +576,20 @@ def validate_device_taint(taint: Any, path: str, profile: str) -> list[FieldErro
     elif effect not in allowed:
         errs.append(not_supported(child(path, "effect"), effect, allowed))
     return errs
+
+
+def same_taint(old: Any, new: Any) -> bool:
+    """Equal taints, ``timeAdded`` compared as an instant (clients spell UTC as 'Z' or '+00:00')."""
+
+    def instant(t: Any) -> Any:
+        if not isinstance(t, Mapping) or not isinstance(t.get("timeAdded"), str):
+            return t
+        try:
+            return {**t, "timeAdded": datetime.fromisoformat(t["timeAdded"])}
+        except ValueError:
+            return t
+
+    return bool(instant(old) == instant(new))
 
 
 def validate_conditions(value: Any, path: str, limit: int) -> list[FieldError]:

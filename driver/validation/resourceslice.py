@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -44,6 +43,7 @@ from snn_dra.driver.validation.common import (
     not_supported,
     parse_quantity_strict,
     required,
+    same_taint,
     too_many,
     type_invalid,
     validate_attribute_value,
@@ -428,19 +428,9 @@ def _same_amounts(old: Any, new: Any) -> bool:
 
 
 def _same_taints(old: Any, new: Any) -> bool:
-    """Equal taint lists, ``timeAdded`` compared as instants (clients spell UTC as 'Z' or '+00:00')."""
     if not isinstance(old, list) or not isinstance(new, list) or len(old) != len(new):
         return bool(old == new)
-
-    def instant(t: Any) -> Any:
-        if not isinstance(t, Mapping) or not isinstance(t.get("timeAdded"), str):
-            return t
-        try:
-            return {**t, "timeAdded": datetime.fromisoformat(t["timeAdded"])}
-        except ValueError:
-            return t
-
-    return all(instant(a) == instant(b) for a, b in zip(old, new, strict=True))
+    return all(same_taint(a, b) for a, b in zip(old, new, strict=True))
 
 
 def _validate_device(

@@ -11,6 +11,7 @@ from typing import Any
 from snn_dra.driver.validation.common import (
     as_mapping,
     required,
+    same_taint,
     type_invalid,
     validate_conditions,
     validate_device_taint,
@@ -39,9 +40,10 @@ def validate_device_taint_rule(obj: Mapping[str, Any], old: Mapping[str, Any] | 
                 errs.extend(validate_pool_name(selector["pool"], "spec.deviceSelector.pool"))
             if selector.get("device"):
                 errs.extend(validate_dns_label(selector["device"], "spec.deviceSelector.device", what="device name"))
+    old_taint = as_mapping(old.get("spec")).get("taint") if old is not None else None
     if spec.get("taint") is None:
         errs.append(required("spec.taint", "a taint with key and effect is required"))
-    else:
+    elif old_taint is None or not same_taint(old_taint, spec["taint"]):  # a stored taint is not checked again
         errs.extend(validate_device_taint(spec["taint"], "spec.taint", profile))
     status = as_mapping(obj.get("status"))
     errs.extend(
