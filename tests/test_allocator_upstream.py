@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from allocator_helpers import NODE, claim, device, exactly, held, picked, rslice, standard_classes
 
-from snn_dra.driver.embedded.allocator import Unsatisfiable, allocate
+from snn_dra.driver.embedded.allocator import AllocationError, Unsatisfiable, allocate
 
 CAP = "eventThroughputMEPS"
 
@@ -101,3 +101,10 @@ def test_used_up_shared_device_makes_all_fail_from_1_37() -> None:
     with pytest.raises(Unsatisfiable, match="capacity eventThroughputMEPS exhausted"):
         run(all_routers("40"), slices, "1.37", allocated_claims=others)
     assert picked(run(all_routers("20"), slices, "1.37", allocated_claims=others)) == ["r0", "r1"]
+
+
+def test_a_negative_capacity_request_aborts_instead_of_over_allocating() -> None:
+    """A claim stored before validation refused it: upstream stops with an error that says "negative"."""
+    c = claim("c", exactly("r", "router", capacity={"requests": {CAP: "-5"}}))
+    with pytest.raises(AllocationError, match=f"claim default/c, request r: capacity request {CAP} is negative"):
+        run(c, [rslice("s0", [router("r0")])])

@@ -653,6 +653,13 @@ def _prepare(
                 capacity = {
                     k: quantity_value(v) for k, v in ((spec.get("capacity") or {}).get("requests") or {}).items()
                 }
+                negative = sorted(k for k, v in capacity.items() if v < 0)
+                if negative:
+                    # Only a claim stored before validation refused it gets here; consuming a negative amount
+                    # would over-allocate the device, so the scheduling attempt stops, as upstream.
+                    raise AllocationError(
+                        f"capacity request {negative[0]} is negative; recreate the claim with an amount >= 0"
+                    )
             except (AllocationError, QuantityError) as err:
                 raise AllocationError(f"claim {ref}, request {name}: {err}") from err
             for origin, exprs in (("class " + class_name, class_exprs), ("claim " + ref, request_exprs)):
