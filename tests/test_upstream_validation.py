@@ -644,3 +644,110 @@ def test_stored_taint_rule_effect_is_not_validated_again(server: EmbeddedApiServ
         assert [(c["field"], c["reason"]) for c in causes] == [("spec.taint.effect", "FieldValueNotSupported")]
     finally:
         api_client.close()
+
+
+# ---- claim spec rows -------------------------------------------------------------------------------------
+
+R0 = "spec.devices.requests[0]"
+
+
+def _spec_with(**devices: Any) -> dict[str, Any]:
+    body = _claim(f"c{next(_names)}")
+    body["spec"]["devices"].update(devices)
+    return body
+
+
+def _sub(name: str) -> dict[str, Any]:
+    return {"name": name, "deviceClassName": "snn-core"}
+
+
+CLAIM_ROWS: list[tuple[str, dict[str, Any], list[str]]] = [
+    (
+        "constraint-bad-request-names",
+        _spec_with(
+            constraints=[
+                {"requests": ["r", "Bad_Name"], "matchAttribute": "missing-domain"},
+                {"matchAttribute": ""},
+                {},
+            ]
+        ),
+        [
+            "spec.devices.constraints[0].requests[1]",
+            "spec.devices.constraints[0].matchAttribute",
+            "spec.devices.constraints[1].matchAttribute",
+            "spec.devices.constraints[2]",  # with DRAConsumableCapacity (on in 1.37) neither field is named
+        ],
+    ),
+    (
+        "config-bad-request-name",
+        _spec_with(config=[{"requests": ["r", "Bad_Name"], "opaque": {"driver": DRIVER, "parameters": {"kind": "X"}}}]),
+        ["spec.devices.config[0].requests[1]"],
+    ),
+    (
+        "first-available-and-exactly",
+        _spec_with(requests=[{"name": "r", "exactly": {"deviceClassName": "snn-core"}, "firstAvailable": [_sub("a")]}]),
+        [R0],
+    ),
+    (
+        "duplicate-request-names",
+        _spec_with(
+            requests=[
+                {"name": "r", "exactly": {"deviceClassName": "snn-core"}},
+                {"name": "r", "exactly": {"deviceClassName": "snn-core"}},
+            ]
+        ),
+        ["spec.devices.requests[1]"],
+    ),
+    (
+        "subrequest-reference-valid",
+        _spec_with(
+            requests=[{"name": "r", "firstAvailable": [_sub("a"), _sub("b")]}],
+            constraints=[{"requests": ["r/a"], "matchAttribute": f"{DRIVER}/chip"}],
+        ),
+        [],
+    ),
+    (
+        "subrequest-reference-unknown",
+        _spec_with(
+            requests=[{"name": "r", "firstAvailable": [_sub("a")]}],
+            constraints=[{"requests": ["r/z"], "matchAttribute": f"{DRIVER}/chip"}],
+        ),
+        ["spec.devices.constraints[0].requests[0]"],
+    ),
+    (
+        "subrequests-same-name",
+        _spec_with(requests=[{"name": "r", "firstAvailable": [_sub("a"), _sub("a")]}]),
+        [f"{R0}.firstAvailable[1]"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "fields"), [r[1:] for r in CLAIM_ROWS], ids=[r[0] for r in CLAIM_ROWS])
+def test_claim_spec(api: client.ApiClient, body: dict[str, Any], fields: list[str]) -> None:
+    res = client.ResourceV1Api(api)
+    try:
+        res.create_namespaced_resource_claim("default", body)
+    except ApiException as e:
+        assert e.status == 422, e.body
+        got = sorted({c["field"] for c in json.loads(e.body)["details"]["causes"]})
+        assert got == sorted(set(fields)), e.body
+        return
+    res.delete_namespaced_resource_claim(body["metadata"]["name"], "default")
+    assert fields == []
+
+
+def test_allocation_with_an_empty_node_selector_is_refused(api: client.ApiClient) -> None:
+    res = client.ResourceV1Api(api)
+    name = f"c{next(_names)}"
+    res.create_namespaced_resource_claim("default", _claim(name))
+    try:
+        body = api.sanitize_for_serialization(res.read_namespaced_resource_claim(name, "default"))
+        body["status"] = {"allocation": _allocation({"nodeSelectorTerms": []})}
+        with pytest.raises(ApiException) as e:
+            res.replace_namespaced_resource_claim_status(name, "default", body)
+        causes = json.loads(e.value.body)["details"]["causes"]
+        assert [(c["field"], c["reason"]) for c in causes] == [
+            ("status.allocation.nodeSelector.nodeSelectorTerms", "FieldValueRequired")
+        ]
+    finally:
+        res.delete_namespaced_resource_claim(name, "default")

@@ -158,7 +158,7 @@ BAD_SPECS: list[tuple[str, Mutation, str, CauseType, str]] = [
     (
         "duplicate request",
         _set(["spec", "devices", "requests", 1, "name"], "chips"),
-        "spec.devices.requests[1].name",
+        "spec.devices.requests[1]",
         CauseType.DUPLICATE,
         "",
     ),

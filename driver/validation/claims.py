@@ -19,6 +19,7 @@ from snn_dra.driver.validation.common import (
     child,
     duplicate,
     forbidden,
+    gate_enabled,
     gated,
     index,
     invalid,
@@ -155,7 +156,7 @@ def validate_claim_spec(spec: Any, path: str, profile: str) -> list[FieldError]:
         name = as_mapping(req).get("name")
         if isinstance(name, str) and name:
             if name in seen:
-                errs.append(duplicate(child(rpath, "name"), name))
+                errs.append(duplicate(rpath, name))  # upstream: at the entry, keyed by name
             seen.add(name)
     names = request_names(spec)
 
@@ -209,7 +210,7 @@ def validate_device_request(req: Any, path: str, profile: str, stored: set[str])
             errs.extend(validate_dns_label(name, child(spath, "name"), what="subrequest name"))
             if isinstance(name, str) and name:
                 if name in seen:
-                    errs.append(duplicate(child(spath, "name"), name))
+                    errs.append(duplicate(spath, name))
                 seen.add(name)
             errs.extend(validate_exact_request(sub, spath, profile, stored, allow_admin=False))
     return errs
@@ -336,7 +337,10 @@ def validate_constraint(c: Any, path: str, names: RequestNames, profile: str) ->
     errs = validate_request_refs(c.get("requests"), child(path, "requests"), names)
     match, distinct = c.get("matchAttribute"), c.get("distinctAttribute")
     if match is None and distinct is None:
-        errs.append(required(path, "exactly one of `matchAttribute` or `distinctAttribute` is required"))
+        if gate_enabled(profile, "DRAConsumableCapacity"):
+            errs.append(required(path, "exactly one of `matchAttribute` or `distinctAttribute` is required"))
+        else:  # without distinctAttribute there is only one field to name
+            errs.append(required(child(path, "matchAttribute"), "a fully qualified attribute name is required"))
     elif match is not None and distinct is not None:
         errs.append(invalid(path, "<constraint>", "exactly one of `matchAttribute` or `distinctAttribute` is required"))
     if match is not None:
