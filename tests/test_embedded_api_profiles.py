@@ -70,7 +70,7 @@ def test_profile_134_drops_gated_fields(embedded_server_factory: Any) -> None:
         with pytest.raises(ApiException) as e:
             res.create_namespaced_resource_claim("default", _distinct_claim())
         causes = json.loads(e.value.body)["details"]["causes"]
-        assert e.value.status == 422 and causes[0]["field"] == "spec.devices.constraints[0]"
+        assert e.value.status == 422 and causes[0]["field"] == "spec.devices.constraints[0].matchAttribute"
         resources = {r.name for r in client.ResourceV1Api(api).get_api_resources().resources}
         assert "devicetaintrules" not in resources and "resourceslices" in resources
         with pytest.raises(ApiException) as e:
