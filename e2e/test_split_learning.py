@@ -57,10 +57,17 @@ def _summary(namespace: str, pod: str, timeout: float) -> dict[str, Any]:
     return summary
 
 
-def _devices(namespace: str, pod: str) -> list[tuple[str, str]]:
-    """(device, request) of the pod's claim."""
+def _devices(namespace: str, pod: str) -> list[tuple[str, str]] | None:
+    """(device, request) of the pod's claim while it is allocated.
+
+    Read while the pod still holds its claim: once a pod has finished, a real cluster deallocates and deletes
+    the claims generated for it, so reading them after the pod ends finds nothing.
+    """
     claim = kube.claim_of(namespace, pod, "stages")
-    return sorted((r["device"], r["request"]) for r in claim["status"]["allocation"]["devices"]["results"])
+    allocation = claim.get("status", {}).get("allocation")
+    if not allocation:
+        return None
+    return sorted((r["device"], r["request"]) for r in allocation["devices"]["results"])
 
 
 def test_split_learning_trains_across_two_pods(namespace: str) -> None:
@@ -72,9 +79,13 @@ def test_split_learning_trains_across_two_pods(namespace: str) -> None:
         return status.get("podIP") if status.get("phase") == "Running" else None
 
     ip = kube.wait_until("the split-learning server pod to run", server_ip, timeout=180)
+    server_devices = kube.wait_until("the server's claim", lambda: _devices(namespace, "sl-server"))
     args = client["spec"]["containers"][0]["args"]
     args[args.index("--server") + 1] = f"{ip}:{LEARN_PORT}"
     kube.apply(client)
+    # The client's claim is allocated before its pod starts and released only after it ends; the server waits
+    # for the client, so the client's run is the window in which to read it.
+    edge = kube.wait_until("the edge claim's allocation", lambda: _devices(namespace, "sl-edge"), interval=0.2)
 
     client_summary = _summary(namespace, "sl-edge", timeout=300)
     server_summary = _summary(namespace, "sl-server", timeout=120)
@@ -84,9 +95,8 @@ def test_split_learning_trains_across_two_pods(namespace: str) -> None:
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.5 * first, losses
 
-    edge = _devices(namespace, "sl-edge")
     assert [(d["name"], d["stage"]) for d in client_summary["devices"]] == [(edge[0][0], "0")]
-    assert [d for d, _ in _devices(namespace, "sl-server")] == sorted(d["name"] for d in server_summary["devices"])
+    assert [d for d, _ in server_devices] == sorted(d["name"] for d in server_summary["devices"])
     assert sorted(d["stage"] for d in server_summary["devices"]) == ["1", "2"]
     chips = {d["chip"] for d in server_summary["devices"]}
     assert len(chips) == 1  # the server's two stages were kept on one chip (the tightest level)
