@@ -822,11 +822,15 @@ class Preparer:
     def _check_overlap(
         ref: ClaimRef, dev: CheckpointDevice, existing: Mapping[str, CheckpointClaim], batch: Sequence[_Plan]
     ) -> None:
-        """Refuse a device (or any of its cores) that another claim already holds, unless legitimately shared."""
+        """Refuse a device (or any of its cores) that another claim already holds, unless legitimately shared.
+
+        Pools are not compared: this plugin prepares only its own node's pool, so an entry naming another pool can
+        only be damaged, and skipping it would hand its cores out twice.
+        """
         owners = [(c, d) for c in existing.values() if c.uid != ref.uid for d in c.devices]
         owners += [(p.entry, d) for p in batch for d in p.entry.devices]
         for other, d in owners:
-            if d.admin_access or d.pool != dev.pool:
+            if d.admin_access:
                 continue
             if d.device == dev.device:
                 if dev.shared and (dev.share_id is None or dev.share_id != d.share_id):

@@ -270,3 +270,24 @@ def test_a_damaged_entry_that_nothing_can_explain_is_named_in_the_report(
     make_preparer(tmp_path, Unreachable(h.src), alarm=h.alarms.append).unprepare([ref(claim("unrelated"))])
     [alarm] = h.alarms
     assert f"the devices of claim(s) {h.uid(h.b)} are unknown" in alarm and "delete their pods" in alarm
+
+
+def test_an_entry_whose_pool_name_was_corrupted_still_holds_its_cores(tmp_path: Path) -> None:
+    """A valid-looking entry with a damaged pool name (found by hack/bench/fuzz_checkpoint.py: one bit flip,
+    "node-a" -> "nodema") still holds its device and cores: this plugin prepares only its own node's pool, so a
+    pool that differs proves nothing about the device being free."""
+    h = History(tmp_path)
+    current = tmp_path / STATE / "checkpoint.json"
+    data = json.loads(current.read_text())
+    entry = data["claims"][h.uid(h.a)]
+    entry["devices"][0]["pool"] = "corrupted-" + entry["devices"][0]["pool"]
+    current.write_text(json.dumps(data))
+    p = h.preparer()
+    for rival in (
+        claim("on-a-chip", results=[result("n1-c1")]),
+        claim("on-a-group", results=[result("n1-c1-group-1")]),
+    ):
+        h.src.add(rival)
+        out = p.prepare([ref(rival)])[h.uid(rival)]
+        assert "already prepared" in out.error or "overlaps cores" in out.error, out
+    _assert_no_device_twice(tmp_path)
