@@ -348,15 +348,8 @@ _CAPACITY_REQUESTS = (
     "requires qualified names and non-negative quantities (driver/validation/claims.py)"
 )
 XFAIL: dict[str, str] = {
-    "claim-count-zero": (
-        "upstream v1 count is omitempty: 0 decodes as unset and is defaulted to 1; the embedded store's defaulting "
-        "keeps 0 and validation rejects it (driver/embedded/store.py _default_request)"
-    ),
     "claim-capacity-negative": _CAPACITY_REQUESTS,
     "claim-capacity-bad-name": _CAPACITY_REQUESTS,
-    "template-good": (
-        "upstream stores an empty spec.metadata ({}) in every ResourceClaimTemplate; the embedded server omits it"
-    ),
 }
 """Case id -> why the embedded server disagrees with the real one (found by this test; each is listed in the
 e2e README). ``strict``: a case that starts agreeing fails until its entry is removed."""

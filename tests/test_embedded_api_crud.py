@@ -315,3 +315,25 @@ def test_unknown_fields_follow_field_validation(embedded_server: EmbeddedApiServ
     code, created, warning = _post(embedded_server, path, body)
     assert code == 201 and "atributes" not in created["spec"]["devices"][0]
     assert 'unknown field \\"spec.devices[0].atributes\\"' in warning
+
+
+def test_count_zero_is_defaulted_and_templates_keep_an_empty_spec_metadata(
+    embedded_api_client: client.ApiClient,
+) -> None:
+    """As a real API server (found by e2e/test_differential_validation.py on the local cluster): v1 ``count`` is
+    omitempty, so 0 decodes as unset and is defaulted to 1 instead of refused; a template's ``spec.metadata`` is a
+    struct upstream and is always stored, ``{}`` when empty."""
+    res = client.ResourceV1Api(embedded_api_client)
+    body = claim("c0")
+    body["spec"]["devices"]["requests"][0]["exactly"]["count"] = 0
+    c = raw(res.create_namespaced_resource_claim, "default", body)
+    assert c["spec"]["devices"]["requests"][0]["exactly"]["count"] == 1
+    template = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": {"name": "t0"},
+        "spec": {"spec": claim("unused")["spec"]},
+    }
+    t = raw(res.create_namespaced_resource_claim_template, "default", template)
+    assert t["spec"]["metadata"] == {}
+    assert t["spec"]["spec"]["devices"]["requests"][0]["exactly"]["count"] == 1

@@ -1088,7 +1088,8 @@ def _default_taint_times(resource: str, obj: Obj, old: Obj | None) -> None:
 
 def _default_request(req: dict[str, Any]) -> None:
     mode = req.setdefault("allocationMode", "ExactCount")
-    if mode == "ExactCount" and "count" not in req:
+    # count is omitempty upstream: a 0 decodes as unset and is defaulted like a missing one.
+    if mode == "ExactCount" and not req.get("count"):
         req["count"] = 1
     for tol in req.get("tolerations") or []:
         if isinstance(tol, dict):
@@ -1096,11 +1097,19 @@ def _default_request(req: dict[str, Any]) -> None:
 
 
 def _default(resource: str, obj: Obj) -> None:
-    """Upstream v1 defaulting of claim requests (allocationMode ExactCount, count 1, toleration operator Equal)."""
+    """Upstream v1 defaulting of claim requests (allocationMode ExactCount, count 1, toleration operator Equal).
+
+    A template's spec.metadata is a non-pointer struct upstream, so a real server always stores it, as {} when
+    empty; clients that compare what they read back expect it.
+    """
     if resource == "resourceclaims":
         spec = obj.get("spec")
     elif resource == "resourceclaimtemplates":
-        spec = (obj.get("spec") or {}).get("spec")
+        template = obj.get("spec")
+        if not isinstance(template, dict):
+            return
+        template.setdefault("metadata", {})
+        spec = template.get("spec")
     else:
         return
     if not isinstance(spec, dict):
