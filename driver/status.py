@@ -32,6 +32,7 @@ from snn_dra.api.status import (
     ShareHolder,
     Used,
 )
+from snn_dra.driver.livepools import newest_slices
 from snn_dra.driver.quantity import QuantityError, parse
 
 _PARTITIONS = (DeviceType.NEURON_CORE, DeviceType.CORE_GROUP, DeviceType.CHIP)
@@ -88,16 +89,6 @@ def _amount(raw: object) -> int:
         return int(parse(str(raw)))
     except (QuantityError, ValueError, ArithmeticError):
         return 0
-
-
-def newest_slices(slices: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """This driver's slices of the newest generation of each pool (what the scheduler allocates from)."""
-    mine = [s for s in slices if (s.get("spec") or {}).get("driver") == DRIVER_NAME]
-    newest: dict[str, int] = {}
-    for s in mine:
-        pool = s["spec"]["pool"]
-        newest[pool["name"]] = max(newest.get(pool["name"], -1), int(pool.get("generation", 0)))
-    return [s for s in mine if int(s["spec"]["pool"].get("generation", 0)) == newest[s["spec"]["pool"]["name"]]]
 
 
 def _devices(slices: Iterable[Mapping[str, Any]]) -> list[_Device]:

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from snn_dra.api.nodeconfig import BoardConfig, NodeConfig
@@ -18,6 +17,7 @@ from snn_dra.driver.backends.base import Backend, BackendError, NodeConfigError
 from snn_dra.driver.backends.families import CHIP_SPECS, spec_for
 from snn_dra.driver.backends.simulated import SimulatedBackend
 from snn_dra.driver.backends.sysfs import SysfsBackend
+from snn_dra.driver.yamlfile import YamlFileError, read_yaml
 
 __all__ = [
     "Backend",
@@ -42,17 +42,9 @@ def load_node_config(path: str | Path) -> NodeConfig:
     """Read and validate a node config file; every problem is reported with its field path."""
     source = str(path)
     try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise NodeConfigError(source, [("", "file not found")]) from None
-    except OSError as e:
-        raise NodeConfigError(source, [("", f"cannot read: {e.strerror or e}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
-        raise NodeConfigError(source, [("", f"not valid YAML{at}: {getattr(e, 'problem', e)}")]) from None
+        data = read_yaml(path)
+    except YamlFileError as e:
+        raise NodeConfigError(source, [("", e.problem)]) from None
     if data is None:
         raise NodeConfigError(
             source,

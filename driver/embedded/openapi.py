@@ -101,15 +101,7 @@ def _document(profile: str, group: str, served: frozenset[str]) -> str:
                                  "requestBody": {"content": {"application/merge-patch+json": {"schema": {
                                      "type": "object"}}}}},
                        "delete": {**op, "x-kubernetes-action": "delete"}}
-    todo, seen = list(wanted), set()
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in defs:
-            continue
-        seen.add(name)
-        acc: set[str] = set()
-        _refs(defs[name], acc)
-        todo.extend(acc - seen)
+    seen = _closure(defs, wanted)
     schemas = {name: _convert(defs[name]) for name in sorted(seen)}
     doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes (snn-dra embedded)", "version": f"v{profile}.0"},
            "paths": paths, "components": {"schemas": schemas}}

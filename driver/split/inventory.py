@@ -17,6 +17,7 @@ from snn_dra.api import attributes as attr
 from snn_dra.api.attributes import DRIVER_NAME
 from snn_dra.api.split import STAGE_DEVICE_TYPES
 from snn_dra.driver.cel.quantity import QuantityError, as_integer
+from snn_dra.driver.livepools import newest_slices
 from snn_dra.driver.split.cost import Site
 
 _BLOCKING = frozenset({"NoSchedule", "NoExecute"})
@@ -80,20 +81,10 @@ def _capacity(device: Mapping[str, Any], name: str) -> int:
         return 0
 
 
-def _newest(slices: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Slices of this driver from the newest generation of each pool (what the allocator reads)."""
-    mine = [s for s in slices if (s.get("spec") or {}).get("driver") == DRIVER_NAME]
-    newest: dict[str, int] = {}
-    for s in mine:
-        pool = s["spec"]["pool"]
-        newest[pool["name"]] = max(newest.get(pool["name"], -1), int(pool.get("generation", 0)))
-    return [s for s in mine if int(s["spec"]["pool"].get("generation", 0)) == newest[s["spec"]["pool"]["name"]]]
-
-
 def read_inventory(slices: Iterable[Mapping[str, Any]], claims: Iterable[Mapping[str, Any]]) -> LiveInventory:
     devices = []
     types = {str(t) for t in STAGE_DEVICE_TYPES}
-    for s in _newest(slices):
+    for s in newest_slices(slices):
         spec = s["spec"]
         pool = str(spec["pool"]["name"])
         node = str(spec.get("nodeName") or pool)

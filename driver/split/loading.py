@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from snn_dra.api.split import SplitModel
+from snn_dra.driver.yamlfile import YamlFileError, read_yaml
 
 
 class SplitModelError(ValueError):
@@ -25,17 +25,9 @@ class SplitModelError(ValueError):
 def load_model(path: str | Path) -> SplitModel:
     source = str(path)
     try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise SplitModelError(source, [("", "file not found")]) from None
-    except OSError as e:
-        raise SplitModelError(source, [("", f"cannot read: {e.strerror or e}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
-        raise SplitModelError(source, [("", f"not valid YAML{at}: {getattr(e, 'problem', e)}")]) from None
+        data = read_yaml(path)
+    except YamlFileError as e:
+        raise SplitModelError(source, [("", e.problem)]) from None
     return parse_model(data, source)
 
 
