@@ -165,5 +165,17 @@ def checkpoint_claims(cluster: EmbeddedCluster) -> dict[str, Any]:
 
 
 def cdi_specs(cluster: EmbeddedCluster) -> dict[str, dict[str, Any]]:
+    """The node's CDI specs by file name, read while the plugin may be removing them.
+
+    A spec the plugin unlinks between the directory listing and the read is gone, so it is left out (it
+    is not an error): the specs are written atomically (temp file + rename), so any file that can be
+    opened holds a complete spec.
+    """
     d = cluster.node_dirs(NODE).cdi_dir
-    return {p.name: json.loads(p.read_text()) for p in sorted(d.glob("*.json"))} if d.exists() else {}
+    specs: dict[str, dict[str, Any]] = {}
+    for p in sorted(d.glob("*.json")) if d.exists() else ():
+        try:
+            specs[p.name] = json.loads(p.read_text())
+        except FileNotFoundError:
+            continue
+    return specs
