@@ -751,3 +751,25 @@ def test_allocation_with_an_empty_node_selector_is_refused(api: client.ApiClient
         ]
     finally:
         res.delete_namespaced_resource_claim(name, "default")
+
+
+@pytest.mark.parametrize(
+    "devices",
+    [{"requests": 9223372036854775808}, {"requests": "x"}, {"requests": [7]}],
+    ids=["huge-int", "string", "int-entry"],
+)
+def test_admin_access_check_leaves_wrongly_typed_requests_to_the_schema(
+    api: client.ApiClient, devices: dict[str, Any]
+) -> None:
+    """Admission runs before the schema check: a request list of the wrong type must come back as the schema's 422
+    naming the field, never as a 500 from the admin-access check (found by tests/test_hardening_fuzz.py)."""
+    from hardening_support import send
+
+    ns = _namespace(api)
+    body = json.dumps(
+        {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "metadata": {"name": "typed"},
+         "spec": {"devices": devices}}
+    )  # fmt: skip
+    reply = send(api, "POST", f"/apis/resource.k8s.io/v1/namespaces/{ns}/resourceclaims", body)
+    assert reply.status == 422, reply.body
+    assert "spec.devices.requests" in reply.json()["message"]

@@ -57,9 +57,15 @@ def admin_access_errors(
     ]
 
 
+def _entries(value: Any) -> list[Any]:
+    """A list field's entries; anything else has none here (admission runs before the schema check that reports a
+    wrong type with a 422, so it must not fail on one itself)."""
+    return value if isinstance(value, list) else []
+
+
 def _spec_request(spec: Mapping[str, Any]) -> str | None:
     """Path of the first request asking for admin access (only ``exactly`` requests can)."""
-    for i, req in enumerate(as_mapping(spec.get("devices")).get("requests") or ()):
+    for i, req in enumerate(_entries(as_mapping(spec.get("devices")).get("requests"))):
         exact = as_mapping(req).get("exactly")
         if as_mapping(exact).get("adminAccess") is True:
             return f"spec.devices.requests[{i}].adminAccess"
@@ -68,7 +74,7 @@ def _spec_request(spec: Mapping[str, Any]) -> str | None:
 
 def _admin_result(status: Any, prefix: str) -> str | None:
     allocation = as_mapping(as_mapping(status).get("allocation"))
-    for i, res in enumerate(as_mapping(allocation.get("devices")).get("results") or ()):
+    for i, res in enumerate(_entries(as_mapping(allocation.get("devices")).get("results"))):
         if as_mapping(res).get("adminAccess") is True:
             return f"{prefix}[{i}].adminAccess"
     return None
